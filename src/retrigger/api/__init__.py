@@ -1,0 +1,1 @@
+"""The HTTP edge: dependencies, error rendering, middleware, pagination, health and routing."""

@@ -1,0 +1,128 @@
+"""Settings: every knob of retrigger, read from ``RETRIGGER_*`` environment variables (or a .env file).
+
+The variable names are flat (``RETRIGGER_DATABASE_URL``, ``RETRIGGER_AUTH``...) because they are
+what operators type; fields are grouped by prefix instead of nested models. This is the only module
+that reads the environment.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./retrigger.db"
+
+
+class AuthMode(StrEnum):
+    enabled = "enabled"
+    disabled = "disabled"
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Each field is documented in the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RETRIGGER_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    # database
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path.db or "
+        "postgresql+asyncpg://user:pass@host/db.",
+    )
+    database_pool_size: int = Field(10, ge=1, le=200, description="Connections kept per process.")
+    database_max_overflow: int = Field(10, ge=0, le=200, description="Extra connections allowed.")
+    database_pool_timeout: float = Field(
+        30.0, gt=0, description="Seconds to wait for a free pooled connection."
+    )
+    database_echo: bool = Field(False, description="Log every SQL statement (debugging only).")
+    sqlite_busy_timeout_ms: int = Field(
+        5000, ge=0, description="How long SQLite waits on a locked database before failing."
+    )
+    auto_migrate: bool | None = Field(
+        None,
+        description="Apply migrations at start. Default: yes on SQLite, no on PostgreSQL "
+        "(there `retrigger db upgrade` is a deliberate deploy step).",
+    )
+
+    # HTTP
+    host: str = Field("127.0.0.1", description="Interface `retrigger serve` binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `retrigger serve` binds.")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes.")
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted; larger ones get 413 before they are read.",
+    )
+    public_url: str | None = Field(
+        None, description="Base URL used in problem `type` links and callbacks (optional)."
+    )
+
+    # auth
+    auth: AuthMode = Field(
+        AuthMode.enabled, description="`enabled` (API keys required) or `disabled` (local only)."
+    )
+    bootstrap_admin_token: SecretStr | None = Field(
+        None,
+        description="Org admin key to create on first start instead of a random one "
+        "(must look like rtk_<8 chars>_<at least 32 chars>).",
+    )
+
+    # logging
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    log_format: LogFormat = Field(LogFormat.text, description="`text` or `json` lines.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            # operators paste libpq URLs; the async driver is the only one we ship
+            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if not (value.startswith("sqlite+aiosqlite://") or value.startswith("postgresql+asyncpg://")):
+            raise ValueError(
+                "database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _token_shape(self) -> Settings:
+        token = self.bootstrap_admin_token
+        if token is not None:
+            from retrigger.auth.tokens import parse_token
+
+            if parse_token(token.get_secret_value()) is None:
+                raise ValueError(
+                    "bootstrap_admin_token must look like rtk_<8 lowercase chars>_<32+ chars>"
+                )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,69 @@
+"""``create_app(settings)``: the FastAPI application with its middleware, routers and handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from retrigger import __version__, metrics
+from retrigger.api import errors as api_errors
+from retrigger.api.health import router as health_router
+from retrigger.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from retrigger.api.router import api_router
+from retrigger.config import Settings, get_settings
+from retrigger.db.session import Database
+
+DESCRIPTION = """
+retrigger decides when ML models get retrained, the same way for every product of an
+organization: products report monitoring signals, common policies are evaluated, every decision
+is explained, and retraining is launched on the product's orchestrator.
+
+Authenticate with `Authorization: Bearer rtk_...`. Errors are RFC 9457 `application/problem+json`.
+"""
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    """Build the app; the database engine is created here and disposed at shutdown."""
+    settings = settings or get_settings()
+    db = database or Database.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        metrics.DB_POOL.pool = db.engine.pool
+        yield
+        await db.dispose()
+
+    app = FastAPI(
+        title="retrigger",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "teams", "description": "Owners of products (org admin)."},
+            {"name": "api-keys", "description": "Scoped API keys; tokens shown once."},
+            {"name": "products", "description": "ML products and their feature schemas."},
+            {"name": "audit", "description": "Who changed what, when."},
+            {"name": "operations", "description": "Health, readiness, metrics."},
+        ],
+    )
+    app.state.settings = settings
+    app.state.db = db
+    metrics.DB_POOL.pool = db.engine.pool
+    api_errors.install(app)
+    app.include_router(health_router)
+    app.include_router(api_router)
+    # outermost first: request context sees every response, including 413s
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Entry point for ``uvicorn --factory retrigger.main:app_factory``."""
+    from retrigger import logs
+
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_format)
+    return create_app(settings)
