@@ -69,9 +69,11 @@ async def _prepare_database(settings: Settings, db: Database) -> str | None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [RETRIGGER_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Port [RETRIGGER_PORT].")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes [RETRIGGER_WORKERS].")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes [RETRIGGER_WORKERS].")
+    ] = None,
 ) -> None:
-    """Serve the API (SQLite in the working directory unless RETRIGGER_DATABASE_URL says otherwise)."""
+    """Serve the API (on SQLite in the working directory unless RETRIGGER_DATABASE_URL is set)."""
     import logging
 
     import uvicorn
@@ -103,8 +105,10 @@ def serve(
             f"    {token}\n\n  export RETRIGGER_TOKEN={token}\n"
         )
     if settings.auth is AuthMode.disabled:
-        log.warning("!!! AUTHENTICATION IS DISABLED (RETRIGGER_AUTH=disabled): anyone reaching "
-                    "this port is an admin. Use this only on a laptop. !!!")
+        log.warning(
+            "!!! AUTHENTICATION IS DISABLED (RETRIGGER_AUTH=disabled): anyone reaching "
+            "this port is an admin. Use this only on a laptop. !!!"
+        )
     log.info("retrigger serving on http://%s:%s (docs at /docs)", settings.host, settings.port)
     uvicorn.run(
         "retrigger.main:app_factory",
@@ -212,7 +216,9 @@ def keys_create(
     except RetriggerError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"created key {key_id} ({', '.join(key_in.scopes)}{', team ' + team if team else ''})")
+    typer.echo(
+        f"created key {key_id} ({', '.join(key_in.scopes)}{', team ' + team if team else ''})"
+    )
     typer.echo(token)
 
 

@@ -1,4 +1,4 @@
-"""Settings: every knob of retrigger, read from ``RETRIGGER_*`` environment variables (or a .env file).
+"""Settings: every knob of retrigger, read from ``RETRIGGER_*`` environment variables or ``.env``.
 
 The variable names are flat (``RETRIGGER_DATABASE_URL``, ``RETRIGGER_AUTH``...) because they are
 what operators type; fields are grouped by prefix instead of nested models. This is the only module
@@ -95,7 +95,9 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://") or value.startswith("postgres://"):
             # operators paste libpq URLs; the async driver is the only one we ship
             value = "postgresql+asyncpg://" + value.split("://", 1)[1]
-        if not (value.startswith("sqlite+aiosqlite://") or value.startswith("postgresql+asyncpg://")):
+        if not (
+            value.startswith("sqlite+aiosqlite://") or value.startswith("postgresql+asyncpg://")
+        ):
             raise ValueError(
                 "database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from retrigger import __version__, metrics
 from retrigger.api import errors as api_errors
 from retrigger.api.health import router as health_router
-from retrigger.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from retrigger.api.middleware import BodyLimitMiddleware, RequestContextMiddleware, RouteTemplates
 from retrigger.api.router import api_router
 from retrigger.config import Settings, get_settings
 from retrigger.db.session import Database
@@ -56,7 +56,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(api_router)
     # outermost first: request context sees every response, including 413s
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware)
+    templates = RouteTemplates(lambda: list(app.openapi().get("paths", {})))
+    app.add_middleware(RequestContextMiddleware, templates=templates)
     return app
 
 

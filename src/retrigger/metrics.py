@@ -8,7 +8,8 @@ HTTP
   (``too_large``, ``unsupported_media_type``).
 
 Database
-- ``retrigger_db_pool_connections{state}``: pooled connections ``checked_out``/``idle``/``overflow``.
+- ``retrigger_db_pool_connections{state}``: pooled connections by state
+  (``checked_out``, ``idle``, ``overflow``).
 
 Process
 - ``retrigger_build_info{version, python}``: always 1.

@@ -16,7 +16,8 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
     body = response.json()
     assert body["status"] == status
     assert body["type"].startswith("https://")
-    assert body["title"] and body["detail"]
+    assert body["title"]
+    assert body["detail"]
     return body
 
 

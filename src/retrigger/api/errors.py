@@ -112,7 +112,7 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
         slug=slug,
         request_id=_request_id(request),
         instance=request.url.path,
-        headers=exc.headers,
+        headers=dict(exc.headers) if exc.headers else None,
     )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -19,11 +21,38 @@ log = logging.getLogger("retrigger.api")
 _BODY_METHODS = {b"POST", b"PUT", b"PATCH"}
 
 
+class RouteTemplates:
+    """Maps a concrete path to its route template (``/v1/products/{product}``) for metric labels.
+
+    Built once from the OpenAPI paths, so labels stay bounded whatever paths clients send and
+    whatever way the framework nests routers.
+    """
+
+    def __init__(self, paths: Callable[[], Iterable[str]]) -> None:
+        self._paths = paths
+        self._compiled: list[tuple[re.Pattern[str], str]] | None = None
+
+    def match(self, path: str) -> str:
+        if self._compiled is None:
+            compiled: list[tuple[re.Pattern[str], str]] = []
+            for template in self._paths():
+                regex = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+                compiled.append((re.compile(f"^{regex}$"), template))
+            # literal segments win over parameters: /v1/products:x before /v1/products/{p}
+            compiled.sort(key=lambda item: item[1].count("{"))
+            self._compiled = compiled
+        for pattern, template in self._compiled:
+            if pattern.match(path):
+                return template
+        return "unmatched"
+
+
 class RequestContextMiddleware:
     """Assigns a request id, counts and times the request by its route template."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, templates: RouteTemplates) -> None:
         self.app = app
+        self.templates = templates
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,8 +79,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             metrics.HTTP_IN_FLIGHT.dec()
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = self.templates.match(scope.get("path", ""))
             method = scope.get("method", "GET")
             metrics.HTTP_REQUESTS.labels(method, template, str(status)).inc()
             metrics.HTTP_LATENCY.labels(method, template).observe(time.perf_counter() - start)

@@ -16,7 +16,6 @@ from retrigger.schemas import Page, decode_cursor, encode_cursor
 router = APIRouter(prefix="/api-keys", tags=["api-keys"])
 
 
-
 @router.post(
     "",
     status_code=201,
@@ -28,7 +27,8 @@ async def create_api_key(
 ) -> ApiKeyCreated:
     """Create a key. The token is in this response only; store it now."""
     key, token = await auth_service.create(session, principal=principal, key_in=body)
-    return ApiKeyCreated.model_validate({**ApiKeyRead.model_validate(key).model_dump(), "token": token})
+    read = ApiKeyRead.model_validate(key).model_dump()
+    return ApiKeyCreated.model_validate({**read, "team_name": read.pop("team"), "token": token})
 
 
 @router.get("", response_model=Page[ApiKeyRead], responses=responses(401, 403, 422))
@@ -47,7 +47,9 @@ async def list_api_keys(
         after_id=decode_cursor(cursor),
         limit=limit,
     )
-    return Page(items=[ApiKeyRead.model_validate(r) for r in rows], next_cursor=encode_cursor(next_id))
+    return Page(
+        items=[ApiKeyRead.model_validate(r) for r in rows], next_cursor=encode_cursor(next_id)
+    )
 
 
 @router.get("/{key_id}", response_model=ApiKeyRead, responses=responses(401, 403, 404, 422))

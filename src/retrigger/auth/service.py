@@ -17,6 +17,7 @@ from retrigger.auth.tokens import generate_token, hash_secret, parse_token, secr
 from retrigger.db.types import utcnow
 from retrigger.errors import Forbidden, InvalidConfig, Unauthenticated
 from retrigger.teams import service as team_service
+from retrigger.teams.models import Team
 
 # last_used_at is a hint, not a log: write it at most this often per key
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -45,12 +46,14 @@ async def create(
     session: AsyncSession, *, principal: Principal, key_in: ApiKeyCreate, token: str | None = None
 ) -> tuple[ApiKey, str]:
     """A new key and its token; team admins make keys for their own team only."""
-    team_id: int | None = None
+    team: Team | None = None
     if key_in.team is not None:
-        team = await team_service.get_visible_or_raise(session, principal=principal, name=key_in.team)
-        team_id = team.id
+        team = await team_service.get_visible_or_raise(
+            session, principal=principal, name=key_in.team
+        )
     elif not principal.is_org_wide:
-        team_id = principal.team_id
+        team = await session.get(Team, principal.team_id)
+    team_id = team.id if team is not None else None
     if team_id is None and not principal.is_org_admin:
         raise Forbidden("only an org admin key can create org-wide keys")
     if token is None:
@@ -63,11 +66,11 @@ async def create(
         secret_hash=hash_secret(parsed.secret),
         name=key_in.name,
         team_id=team_id,
+        team=team,
         scopes=[str(s) for s in key_in.scopes],
         created_by=principal.key_id,
     )
     key = await ApiKeyRepository(session).add(key)
-    await session.refresh(key, attribute_names=["team"])
     await audit_service.record(
         session,
         principal=principal,

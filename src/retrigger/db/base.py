@@ -1,4 +1,4 @@
-"""Declarative base with a constraint naming convention (Alembic batch mode needs named constraints)."""
+"""Declarative base with a constraint naming convention (Alembic batch mode needs the names)."""
 
 from __future__ import annotations
 

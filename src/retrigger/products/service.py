@@ -16,6 +16,7 @@ from retrigger.products.repository import ProductRepository
 from retrigger.products.schemas import ProductCreate, ProductUpdate
 from retrigger.teams import service as team_service
 from retrigger.teams.errors import TeamNotFound
+from retrigger.teams.models import Team
 
 
 async def get_visible_or_raise(
@@ -61,7 +62,9 @@ async def create(
                 "team is required when the key is org-wide",
                 errors=[{"loc": ["body", "team"], "msg": "field required", "type": "missing"}],
             )
-        team_id = principal.team_id
+        team = await session.get(Team, principal.team_id)
+        if team is None:
+            raise InvalidConfig("the key's team no longer exists")
     else:
         try:
             team = await team_service.get_visible_or_raise(
@@ -72,7 +75,6 @@ async def create(
                 f"unknown team '{product_in.team}'",
                 errors=[{"loc": ["body", "team"], "msg": "unknown team", "type": "value_error"}],
             ) from None
-        team_id = team.id
     repo = ProductRepository(session)
     if await repo.get_by_name(product_in.name) is not None:
         raise ProductNameTaken(
@@ -81,20 +83,20 @@ async def create(
         )
     product = Product(
         name=product_in.name,
-        team_id=team_id,
+        team_id=team.id,
+        team=team,
         description=product_in.description,
         tags=list(product_in.tags),
         features=[f.model_dump(mode="json", exclude_none=True) for f in product_in.features],
     )
     await repo.add(product)
-    await session.refresh(product, attribute_names=["team"])
     await audit_service.record(
         session,
         principal=principal,
         action="create",
         entity_type="product",
         entity_name=product.name,
-        team_id=team_id,
+        team_id=team.id,
         diff={"team": product.team_name, **_snapshot(product)},
     )
     return product

@@ -27,11 +27,16 @@ async def list_teams(
     rows, next_id = await team_service.list_(
         session, principal=principal, after_id=decode_cursor(cursor), limit=limit
     )
-    return Page(items=[TeamRead.model_validate(r) for r in rows], next_cursor=encode_cursor(next_id))
+    return Page(
+        items=[TeamRead.model_validate(r) for r in rows], next_cursor=encode_cursor(next_id)
+    )
 
 
 @router.post(
-    "", status_code=201, response_model=TeamRead, responses=responses(400, 401, 403, 409, 413, 415, 422)
+    "",
+    status_code=201,
+    response_model=TeamRead,
+    responses=responses(400, 401, 403, 409, 413, 415, 422),
 )
 async def create_team(body: TeamCreate, session: SessionDep, principal: AdminPrincipal) -> Team:
     """Create a team (org admin keys only)."""

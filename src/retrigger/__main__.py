@@ -1,0 +1,5 @@
+"""``python -m retrigger``: the CLI."""
+
+from retrigger.cli import main
+
+main()
