@@ -63,9 +63,6 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest request body accepted; larger ones get 413 before they are read.",
     )
-    public_url: str | None = Field(
-        None, description="Base URL used in problem `type` links and callbacks (optional)."
-    )
 
     # auth
     auth: AuthMode = Field(
