@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from retrigger.cli_policy import policy_app
+
 if TYPE_CHECKING:
     from retrigger.config import Settings
     from retrigger.db.session import Database
@@ -23,6 +25,7 @@ db_app = typer.Typer(help="Database schema: apply and inspect migrations.", no_a
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(policy_app, name="policy")
 
 
 def _settings(**overrides: Any) -> Settings:

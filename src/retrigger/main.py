@@ -44,6 +44,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             {"name": "teams", "description": "Owners of products (org admin)."},
             {"name": "api-keys", "description": "Scoped API keys; tokens shown once."},
             {"name": "products", "description": "ML products and their feature schemas."},
+            {
+                "name": "policies",
+                "description": "Org templates, product policies (versioned, immutable), "
+                "policies as code, conformance.",
+            },
             {"name": "audit", "description": "Who changed what, when."},
             {"name": "operations", "description": "Health, readiness, metrics."},
         ],

@@ -30,7 +30,7 @@ class Schema(BaseModel):
 class InputSchema(BaseModel):
     """Base of client input: unknown fields are an error, not silently dropped."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
 
 
 class Page(BaseModel, Generic[T]):

@@ -17,7 +17,15 @@ from tests.fixtures.db import FreshDatabase
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-EXPECTED_TABLES = {"teams", "api_keys", "products", "audit_events"}
+EXPECTED_TABLES = {
+    "teams",
+    "api_keys",
+    "products",
+    "audit_events",
+    "policy_templates",
+    "policy_template_versions",
+    "policy_versions",
+}
 
 
 def _tables(conn: Connection) -> set[str]:

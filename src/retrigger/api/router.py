@@ -4,9 +4,18 @@ from fastapi import APIRouter
 
 from retrigger.audit.router import router as audit_router
 from retrigger.auth.router import router as api_keys_router
+from retrigger.policies.router import bundles_router, product_policy_router, templates_router
 from retrigger.products.router import router as products_router
 from retrigger.teams.router import router as teams_router
 
 api_router = APIRouter(prefix="/v1")
-for _router in (teams_router, api_keys_router, products_router, audit_router):
+for _router in (
+    teams_router,
+    api_keys_router,
+    products_router,
+    product_policy_router,
+    templates_router,
+    bundles_router,
+    audit_router,
+):
     api_router.include_router(_router)

@@ -3,7 +3,17 @@
 from retrigger.audit.models import AuditEvent
 from retrigger.auth.models import ApiKey
 from retrigger.db.base import Base
+from retrigger.policies.models import PolicyTemplate, PolicyTemplateVersion, PolicyVersion
 from retrigger.products.models import Product
 from retrigger.teams.models import Team
 
-__all__ = ["ApiKey", "AuditEvent", "Base", "Product", "Team"]
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "Base",
+    "PolicyTemplate",
+    "PolicyTemplateVersion",
+    "PolicyVersion",
+    "Product",
+    "Team",
+]
