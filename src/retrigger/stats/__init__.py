@@ -1,0 +1,1 @@
+"""Statistics for retrigger: drift tests, profiles and streaming drift detectors."""
