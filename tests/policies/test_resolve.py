@@ -202,7 +202,7 @@ class TestResolveRules:
         assert effective.policy.inhibit == []
 
     def test_disabling_below_at_least(self) -> None:
-        body = template_body(combine={"at_least": 6})
+        body = template_body(combine={"at_least": 5})  # every rule but the inhibition source
         with pytest.raises(InvalidConfig) as exc:
             resolve(product_body(disable_rules=["error-stream"]), body)
         assert exc.value.errors[0]["loc"] == ["disable_rules"]

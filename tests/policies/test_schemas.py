@@ -51,7 +51,8 @@ class TestPolicyBody:
 
     def test_at_least_above_rule_count(self) -> None:
         errors = _template_errors({"rules": [rule("staleness")], "combine": {"at_least": 2}})
-        assert errors[("combine", "at_least")]["msg"] == "must not exceed the number of rules (1)"
+        msg = "must not exceed the number of rules that are not inhibition sources (1)"
+        assert errors[("combine", "at_least")]["msg"] == msg
 
     @pytest.mark.parametrize("combine", ["some", {"at_most": 1}, 3])
     def test_invalid_combine(self, combine: object) -> None:

@@ -102,9 +102,16 @@ def _reference_problems(
                     problems.append((target_loc, "unknown_rule", f"no rule {target!r}"))
                 elif target == entry.source:
                     problems.append((target_loc, "self_inhibition", "a rule cannot inhibit itself"))
-    if isinstance(combine, AtLeast) and combine.at_least > len(first_index):
-        message = f"must not exceed the number of rules ({len(first_index)})"
+    # inhibition sources only suppress: they never count towards combine
+    counted = len(set(first_index) - set(sources))
+    if isinstance(combine, AtLeast) and combine.at_least > counted:
+        message = (
+            f"must not exceed the number of rules that are not inhibition sources ({counted})"
+        )
         problems.append((("combine", "at_least"), "at_least_too_large", message))
+    elif first_index and counted == 0:
+        message = "every rule is an inhibition source: nothing could ever fire"
+        problems.append((("inhibit",), "nothing_counted", message))
     return problems
 
 
