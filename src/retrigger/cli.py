@@ -23,8 +23,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema: apply and inspect migrations.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
+signals_app = typer.Typer(help="Ingested signals: retention.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(signals_app, name="signals")
 app.add_typer(policy_app, name="policy")
 
 
@@ -284,6 +286,28 @@ def keys_revoke(key_id: str, reason: Annotated[str | None, typer.Option()] = Non
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"revoked {key_id}")
+
+
+@signals_app.command("cleanup")
+def signals_cleanup() -> None:
+    """Delete signals older than their retention (RETRIGGER_RETENTION_*_DAYS); print counts."""
+    import retrigger.db.all_models  # noqa: F401  (every mapper, for the product relationships)
+    from retrigger.db.session import Database
+    from retrigger.db.types import utcnow
+    from retrigger.signals.retention import cleanup
+
+    settings = _settings()
+
+    async def go() -> dict[str, int]:
+        db = Database.from_settings(settings)
+        try:
+            async with db.session_scope() as session:
+                return await cleanup(session, settings=settings, now=utcnow())
+        finally:
+            await db.dispose()
+
+    for kind, n in _run(go()).items():
+        typer.echo(f"{kind}\t{n}")
 
 
 @app.command()

@@ -74,6 +74,58 @@ class Settings(BaseSettings):
         "(must look like rtk_<8 chars>_<at least 32 chars>).",
     )
 
+    # signals
+    alert_product_label: str = Field(
+        "product",
+        min_length=1,
+        max_length=100,
+        description="Alert label naming the product an Alertmanager/Grafana alert is about; "
+        "a receiver can override it with `?product_label=`.",
+    )
+    signals_max_future_seconds: float = Field(
+        300.0,
+        ge=0,
+        le=86_400,
+        description="How far in the future a signal's event time may lie (clock skew allowance).",
+    )
+    retention_metrics_days: int = Field(
+        90, ge=0, description="Keep metric points this many days (by event time); 0 = forever."
+    )
+    retention_samples_days: int = Field(
+        30,
+        ge=0,
+        description="Keep feature sample batches this many days (by event time); 0 = forever.",
+    )
+    retention_outcomes_days: int = Field(
+        180,
+        ge=0,
+        description="Keep prediction/label outcomes this many days (by event time); 0 = forever.",
+    )
+    retention_alerts_days: int = Field(
+        90, ge=0, description="Keep ended alerts this many days (by receive time); 0 = forever."
+    )
+    retention_idempotency_days: int = Field(
+        2, ge=0, description="Remember ingestion idempotency keys this many days; 0 = forever."
+    )
+
+    # evaluation
+    evaluation_debounce_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        description="After signals arrive, wait this long for more before evaluating the product.",
+    )
+    scheduler_interval_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="How often products with staleness or schedule rules are evaluated "
+        "(0 disables the periodic scheduler).",
+    )
+    background_evaluation: bool = Field(
+        True,
+        description="Run the debounced and periodic evaluations inside `retrigger serve`.",
+    )
+
     # logging
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_format: LogFormat = Field(LogFormat.text, description="`text` or `json` lines.")

@@ -32,7 +32,16 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics.DB_POOL.pool = db.engine.pool
+        scheduler = None
+        if settings.background_evaluation:
+            from retrigger.decisions.scheduler import EvaluationScheduler
+
+            scheduler = EvaluationScheduler(db, settings)
+            scheduler.start()
+        app.state.scheduler = scheduler
         yield
+        if scheduler is not None:
+            await scheduler.stop()
         await db.dispose()
 
     app = FastAPI(
@@ -49,12 +58,17 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                 "description": "Org templates, product policies (versioned, immutable), "
                 "policies as code, conformance.",
             },
+            {"name": "signals", "description": "Metric points, feature samples, outcomes."},
+            {"name": "webhooks", "description": "Alertmanager and Grafana alert receivers."},
+            {"name": "references", "description": "Versioned baselines of the features."},
+            {"name": "decisions", "description": "Explained decisions, evaluate now, backtests."},
             {"name": "audit", "description": "Who changed what, when."},
             {"name": "operations", "description": "Health, readiness, metrics."},
         ],
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.scheduler = None  # set by the lifespan when background evaluation runs
     metrics.DB_POOL.pool = db.engine.pool
     api_errors.install(app)
     app.include_router(health_router)

@@ -7,6 +7,12 @@ HTTP
 - ``retrigger_http_request_body_rejected_total{reason}``: bodies refused before parsing
   (``too_large``, ``unsupported_media_type``).
 
+Decisions
+- ``retrigger_decisions_total{outcome, reason}``: stored decisions; ``reason`` is the guard that
+  suppressed a fired decision (``silence``, ``shadow_mode``, ``cooldown``, ``max_runs``,
+  ``min_new_samples``) or ``none``.
+- ``retrigger_evaluation_errors_total{trigger}``: background evaluations that failed.
+
 Database
 - ``retrigger_db_pool_connections{state}``: pooled connections by state
   (``checked_out``, ``idle``, ``overflow``).
@@ -46,6 +52,24 @@ HTTP_BODY_REJECTED = Counter(
     "Request bodies refused before parsing.",
     ["reason"],
 )
+DECISIONS = Counter(
+    "retrigger_decisions_total",
+    "Stored decisions by outcome and suppressing guard.",
+    ["outcome", "reason"],
+)
+
+
+EVALUATION_ERRORS = Counter(
+    "retrigger_evaluation_errors_total",
+    "Background evaluations that failed, by trigger.",
+    ["trigger"],
+)
+
+
+def observe_decision(outcome: str, suppressed_by: str | None) -> None:
+    DECISIONS.labels(outcome, suppressed_by or "none").inc()
+
+
 BUILD_INFO = Gauge("retrigger_build_info", "Build information; always 1.", ["version", "python"])
 BUILD_INFO.labels(version=__version__, python=platform.python_version()).set(1)
 

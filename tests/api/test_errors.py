@@ -48,15 +48,15 @@ class TestBodies:
     async def test_oversized_declared_body_is_413_before_reading(
         self, admin: httpx.AsyncClient
     ) -> None:
-        big = b'{"name": "' + b"a" * 70_000 + b'"}'
+        big = b'{"name": "' + b"a" * (3 * 1024 * 1024) + b'"}'
         r = await admin.post("/v1/teams", content=big, headers={"content-type": "application/json"})
         assert_problem(r, 413)
 
     async def test_oversized_streamed_body_is_413(self, admin: httpx.AsyncClient) -> None:
         async def chunks():  # no Content-Length: counted while it streams
             yield b'{"name": "'
-            for _ in range(10):
-                yield b"a" * 10_000
+            for _ in range(30):
+                yield b"a" * 100_000
             yield b'"}'
 
         r = await admin.post(

@@ -124,10 +124,11 @@ INPUTS: dict[str, st.SearchStrategy[Any]] = {
 
 @st.composite
 def policies(draw: st.DrawFn) -> PolicyBody:
-    combine = draw(
-        st.sampled_from(["any", "all"]) | st.integers(1, len(RULES)).map(lambda k: {"at_least": k})
-    )
     sources = draw(st.lists(st.sampled_from(IDS), unique=True, max_size=2))
+    counted = len(RULES) - len(sources)  # inhibition sources never count towards combine
+    combine = draw(
+        st.sampled_from(["any", "all"]) | st.integers(1, counted).map(lambda k: {"at_least": k})
+    )
     inhibit = [
         {
             "source": s,

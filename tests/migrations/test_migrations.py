@@ -25,6 +25,16 @@ EXPECTED_TABLES = {
     "policy_templates",
     "policy_template_versions",
     "policy_versions",
+    "metric_points",
+    "sample_batches",
+    "sample_columns",
+    "outcomes",
+    "alerts",
+    "signal_idempotency_keys",
+    "decisions",
+    "product_states",
+    "product_references",
+    "reference_features",
 }
 
 

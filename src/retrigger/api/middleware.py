@@ -38,8 +38,8 @@ class RouteTemplates:
             for template in self._paths():
                 regex = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
                 compiled.append((re.compile(f"^{regex}$"), template))
-            # literal segments win over parameters: /v1/products:x before /v1/products/{p}
-            compiled.sort(key=lambda item: item[1].count("{"))
+            # the most literal text first: /r/{v}:activate before /r/{v}, /p/x before /p/{p}
+            compiled.sort(key=lambda item: -len(re.sub(r"\{[^/]+?\}", "", item[1])))
             self._compiled = compiled
         for pattern, template in self._compiled:
             if pattern.match(path):

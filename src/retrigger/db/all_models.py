@@ -3,17 +3,37 @@
 from retrigger.audit.models import AuditEvent
 from retrigger.auth.models import ApiKey
 from retrigger.db.base import Base
+from retrigger.decisions.models import Decision, ProductState
 from retrigger.policies.models import PolicyTemplate, PolicyTemplateVersion, PolicyVersion
 from retrigger.products.models import Product
+from retrigger.references.models import Reference, ReferenceFeature
+from retrigger.signals.models import (
+    Alert,
+    IngestKey,
+    MetricPoint,
+    Outcome,
+    SampleBatch,
+    SampleColumn,
+)
 from retrigger.teams.models import Team
 
 __all__ = [
+    "Alert",
     "ApiKey",
     "AuditEvent",
     "Base",
+    "Decision",
+    "IngestKey",
+    "MetricPoint",
+    "Outcome",
     "PolicyTemplate",
     "PolicyTemplateVersion",
     "PolicyVersion",
     "Product",
+    "ProductState",
+    "Reference",
+    "ReferenceFeature",
+    "SampleBatch",
+    "SampleColumn",
     "Team",
 ]

@@ -33,3 +33,12 @@ class ProductRepository(RepositoryBase[Product]):
         if team_name is not None:
             stmt = stmt.join(Team, Team.id == Product.team_id).where(Team.name == team_name)
         return await self.page(stmt, after_id=after_id, limit=limit)
+
+    async def by_ids(self, ids: Sequence[int]) -> Sequence[Product]:
+        if not ids:
+            return []
+        stmt = select(Product).where(Product.id.in_(list(ids)))
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def all_ids(self) -> list[int]:
+        return list((await self.session.execute(select(Product.id))).scalars().all())

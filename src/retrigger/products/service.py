@@ -144,3 +144,13 @@ async def delete_(session: AsyncSession, *, principal: Principal, name: str) -> 
         team_id=product.team_id,
         diff={"before": _snapshot(product)},
     )
+
+
+async def names_by_id(
+    session: AsyncSession, ids: set[int], principal: Principal | None = None
+) -> dict[int, str]:
+    """Product names by id (only those the principal may see, when one is given)."""
+    rows = await ProductRepository(session).by_ids(sorted(ids))
+    return {
+        p.id: p.name for p in rows if principal is None or principal.can_see_team(p.team_id)
+    }

@@ -1,0 +1,185 @@
+"""Backtests: replay a product's stored history through a candidate policy.
+
+The replay walks from ``start`` to ``end`` in steps of ``cadence``; at each step every rule reads
+the windows as they were then (signals with event times up to the step), detectors and M-of-N
+histories carry over in memory, and the guards see the replay's own fires. Nothing is written.
+The result compares the would-be retrains with the decisions actually stored for the period.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Self
+
+import anyio
+from pydantic import AwareDatetime, Field, model_validator
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from retrigger.auth.scopes import Principal
+from retrigger.decisions.guards import GuardContext, apply_guards
+from retrigger.decisions.inputs import build_inputs
+from retrigger.decisions.repository import DecisionRepository, get_state
+from retrigger.decisions.schemas import Outcome
+from retrigger.decisions.service import resolve_policy
+from retrigger.decisions.state import StateView
+from retrigger.errors import InvalidConfig
+from retrigger.evaluation import evaluate_policy
+from retrigger.policies import service as policy_service
+from retrigger.policies.durations import format_duration, parse_duration
+from retrigger.policies.resolve import EffectivePolicy
+from retrigger.products import service as product_service
+from retrigger.schemas import InputSchema, Schema
+
+MAX_STEPS = 5000
+
+
+class BacktestRequest(InputSchema):
+    policy: dict[str, Any] | None = Field(
+        None, description="Candidate product policy; omit to replay a stored version."
+    )
+    policy_version: int | None = Field(
+        None, ge=1, description="Stored policy version to replay (default: the current one)."
+    )
+    start: AwareDatetime
+    end: AwareDatetime
+    cadence: Annotated[str, Field(max_length=20, examples=["1h", "1d"])] = "1d"
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        if self.policy is not None and self.policy_version is not None:
+            raise ValueError("give a candidate policy or a policy_version, not both")
+        return self
+
+
+class BacktestStep(Schema):
+    at: datetime
+    outcome: Outcome
+    fired_rules: list[str]
+    suppressed_by: str | None
+    reason: str
+
+
+class ActualDecisions(Schema):
+    decisions: int
+    fired: int
+    fired_at: list[datetime]
+
+
+class BacktestResult(Schema):
+    policy_fingerprint: str
+    start: datetime
+    end: datetime
+    cadence: str
+    steps: list[BacktestStep]
+    outcomes: dict[str, int] = Field(description="Number of steps per outcome.")
+    retrains: int = Field(description="Fired decisions that passed the guards: retrains launched.")
+    retrain_times: list[datetime]
+    actual: ActualDecisions = Field(description="What was actually decided in the period.")
+
+
+def _cadence(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise InvalidConfig(
+            f"invalid cadence: {exc}",
+            errors=[{"loc": ["body", "cadence"], "msg": str(exc), "type": "value_error"}],
+        ) from None
+
+
+async def run(
+    session: AsyncSession, *, principal: Principal, product_name: str, request: BacktestRequest
+) -> BacktestResult:
+    """Replay the product's history through the policy; read-only."""
+    product = await product_service.get_visible_or_raise(
+        session, principal=principal, name=product_name
+    )
+    cadence = _cadence(request.cadence)
+    steps_needed = int((request.end - request.start) / cadence)
+    if steps_needed > MAX_STEPS:
+        raise InvalidConfig(
+            f"{steps_needed} steps: at most {MAX_STEPS} (widen the cadence or shorten the range)",
+            errors=[{"loc": ["body", "cadence"], "msg": "too many steps", "type": "value_error"}],
+        )
+    if request.policy_version is not None:
+        _, stored = await policy_service.get_policy_version(
+            session, principal=principal, product_name=product_name, version=request.policy_version
+        )
+        body = EffectivePolicy.model_validate(stored.effective).policy
+        fp = stored.fingerprint
+    else:
+        resolved = await resolve_policy(session, product=product, candidate=request.policy)
+        body, fp = resolved.body, resolved.fingerprint
+
+    live = StateView.from_row(await get_state(session, product.id))
+    view = StateView(model_trained_at=live.model_trained_at, last_retrain_at=live.model_trained_at)
+    steps: list[BacktestStep] = []
+    retrain_times: list[datetime] = []
+    previous: datetime | None = None
+    at = request.start
+    while at <= request.end:
+        inputs, meta = await build_inputs(
+            session,
+            product=product,
+            policy=body,
+            state=view,
+            now=at,
+            replay_since=previous,
+            replay=True,
+        )
+        result = await anyio.to_thread.run_sync(evaluate_policy, body, inputs, at)
+        outcome = Outcome(result.outcome)
+        suppressed_by = None
+        reason = result.reason
+        if outcome is Outcome.fired:
+            ctx = GuardContext(
+                now=at,
+                settings=body.guards,
+                fired_at=view.fired_at,
+                new_labelled_samples=meta.new_labelled_samples,
+            )
+            _, blocking = apply_guards(ctx)
+            if blocking is not None:
+                outcome, suppressed_by = Outcome.suppressed, blocking.guard
+                reason = f"{reason}; suppressed by {blocking.guard}: {blocking.reason}"
+            else:
+                retrain_times.append(at)
+        view.advance(
+            result.findings,
+            fired=outcome is Outcome.fired,
+            now=at,
+            detector_configs=meta.detector_configs,
+        )
+        steps.append(
+            BacktestStep(
+                at=at,
+                outcome=outcome,
+                fired_rules=list(result.fired_rules),
+                suppressed_by=suppressed_by,
+                reason=reason,
+            )
+        )
+        previous = at
+        at = at + cadence
+
+    actual = await DecisionRepository(session).between(product.id, request.start, request.end)
+    outcomes: dict[str, int] = {}
+    for step in steps:
+        outcomes[step.outcome.value] = outcomes.get(step.outcome.value, 0) + 1
+    return BacktestResult(
+        policy_fingerprint=fp,
+        start=request.start,
+        end=request.end,
+        cadence=format_duration(cadence),
+        steps=steps,
+        outcomes=outcomes,
+        retrains=len(retrain_times),
+        retrain_times=retrain_times,
+        actual=ActualDecisions(
+            decisions=len(actual),
+            fired=sum(1 for d in actual if d.outcome == Outcome.fired.value),
+            fired_at=[d.evaluated_at for d in actual if d.outcome == Outcome.fired.value],
+        ),
+    )

@@ -1,0 +1,103 @@
+"""Decision routes: list and explain decisions, evaluate a product now, backtest a policy."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from retrigger.api.deps import ReadPrincipal, SessionDep, WritePrincipal
+from retrigger.api.problems import responses
+from retrigger.decisions import backtest as backtest_service
+from retrigger.decisions import service as decision_service
+from retrigger.decisions.backtest import BacktestRequest, BacktestResult
+from retrigger.decisions.schemas import (
+    DecisionRead,
+    DecisionSummary,
+    EvaluateRequest,
+    Outcome,
+    Trigger,
+)
+from retrigger.schemas import Page, Slug, decode_cursor, encode_cursor
+
+router = APIRouter(prefix="/decisions", tags=["decisions"])
+product_router = APIRouter(prefix="/products", tags=["decisions"])
+
+
+@router.get("", response_model=Page[DecisionSummary], responses=responses(401, 403, 404, 422))
+async def list_decisions(
+    session: SessionDep,
+    principal: ReadPrincipal,
+    product: Annotated[str | None, Query(max_length=63)] = None,
+    outcome: Outcome | None = None,
+    rule_type: Annotated[
+        str | None,
+        Query(pattern=r"^[a-z_]{1,32}$", description="Only decisions fired by this rule type."),
+    ] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Page[DecisionSummary]:
+    """Decisions visible to the key, newest first, with filters."""
+    rows, next_id = await decision_service.list_(
+        session,
+        principal=principal,
+        product_name=product,
+        outcome=outcome.value if outcome else None,
+        rule_type=rule_type,
+        since=since,
+        until=until,
+        after_id=decode_cursor(cursor),
+        limit=limit,
+    )
+    return Page(items=rows, next_cursor=encode_cursor(next_id))
+
+
+@router.get("/{decision_id}", response_model=DecisionRead, responses=responses(401, 403, 404, 422))
+async def get_decision(
+    decision_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    session: SessionDep,
+    principal: ReadPrincipal,
+) -> DecisionRead:
+    """One decision with its full explanation: findings per rule, guard verdicts, inputs."""
+    return await decision_service.get_visible_or_raise(
+        session, principal=principal, decision_id=decision_id
+    )
+
+
+@product_router.post(
+    "/{product}:evaluate",
+    response_model=DecisionRead,
+    responses=responses(400, 401, 403, 404, 409, 413, 415, 422),
+)
+async def evaluate_product(
+    product: Slug, body: EvaluateRequest, session: SessionDep, principal: WritePrincipal
+) -> DecisionRead:
+    """Evaluate the product's policy now and record the decision (or a dry run, optionally with a
+    candidate policy)."""
+    return await decision_service.evaluate_now(
+        session,
+        principal=principal,
+        product_name=product,
+        dry_run=body.dry_run or body.policy is not None,
+        candidate=body.policy,
+        at=body.at,
+        trigger=Trigger.api,
+    )
+
+
+@product_router.post(
+    "/{product}/backtest",
+    response_model=BacktestResult,
+    responses=responses(400, 401, 403, 404, 409, 413, 415, 422),
+)
+async def backtest_product(
+    product: Slug, body: BacktestRequest, session: SessionDep, principal: ReadPrincipal
+) -> BacktestResult:
+    """Replay stored history through a candidate policy (or a stored version): the would-be
+    decision timeline, the retrains it would have launched, and the decisions actually taken."""
+    return await backtest_service.run(
+        session, principal=principal, product_name=product, request=body
+    )

@@ -1,0 +1,145 @@
+"""Background evaluation: debounced after ingestion, and periodic for time-based rules.
+
+``notify(product_id)`` is called after a signal batch commits; the product is evaluated once the
+debounce delay passes without new notifications (a burst of batches costs one evaluation), and
+ingestion never waits for it. The periodic loop evaluates products whose policy has ``staleness``
+or ``schedule`` rules; only one process runs it (PostgreSQL advisory lock, or a lock file next to
+the SQLite database), so N replicas do not evaluate N times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from retrigger import metrics
+from retrigger.config import Settings
+from retrigger.db.session import Database
+from retrigger.db.types import utcnow
+from retrigger.decisions.leader import LeaderLock
+from retrigger.decisions.schemas import Trigger
+
+log = logging.getLogger("retrigger.scheduler")
+
+TIME_RULES = frozenset({"staleness", "schedule"})
+
+
+class EvaluationScheduler:
+    """Runs evaluations in the background of a ``serve`` or ``worker`` process."""
+
+    def __init__(
+        self, db: Database, settings: Settings, *, now: Callable[[], datetime] = utcnow
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.now = now
+        self._pending: dict[int, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._periodic: asyncio.Task[None] | None = None
+        self._leader = LeaderLock(db, settings)
+        self._stopping = False
+
+    # --- debounced after ingestion -----------------------------------------------------------
+
+    def notify(self, product_id: int) -> None:
+        """A batch for ``product_id`` committed: (re)start its debounce timer."""
+        if self._stopping:
+            return
+        loop = asyncio.get_running_loop()
+        handle = self._pending.pop(product_id, None)
+        if handle is not None:
+            handle.cancel()
+        self._pending[product_id] = loop.call_later(
+            self.settings.evaluation_debounce_seconds, self._spawn, product_id, Trigger.ingest
+        )
+
+    def _spawn(self, product_id: int, trigger: Trigger) -> None:
+        self._pending.pop(product_id, None)
+        task = asyncio.get_running_loop().create_task(self.evaluate(product_id, trigger))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def evaluate(self, product_id: int, trigger: Trigger) -> None:
+        """Evaluate one product in its own unit of work; errors are logged, never raised."""
+        from retrigger.decisions import service as decision_service
+        from retrigger.decisions.errors import NoPolicy
+        from retrigger.products.models import Product
+
+        try:
+            async with self.db.session_scope() as session:
+                product = await session.get(Product, product_id)
+                if product is None:
+                    return
+                await decision_service.evaluate(
+                    session, product=product, trigger=trigger, actor="system", now=self.now()
+                )
+        except NoPolicy:
+            return
+        except Exception:
+            metrics.EVALUATION_ERRORS.labels(trigger.value).inc()
+            log.exception("background evaluation of product %s failed", product_id)
+
+    # --- periodic ------------------------------------------------------------------------------
+
+    async def due_products(self) -> list[int]:
+        """Products whose current policy has time-based rules."""
+        from retrigger.policies.repository import PolicyVersionRepository
+        from retrigger.products.repository import ProductRepository
+
+        async with self.db.session_scope() as session:
+            ids = await ProductRepository(session).all_ids()
+            latest = await PolicyVersionRepository(session).latest_by_product(ids)
+        due = []
+        for product_id, version in latest.items():
+            rules = version.effective.get("policy", {}).get("rules", [])
+            if any(rule.get("type") in TIME_RULES for rule in rules):
+                due.append(product_id)
+        return sorted(due)
+
+    async def tick(self) -> int:
+        """One periodic pass; returns how many products were evaluated."""
+        products = await self.due_products()
+        for product_id in products:
+            if self._stopping:
+                break
+            await self.evaluate(product_id, Trigger.schedule)
+        return len(products)
+
+    async def _loop(self) -> None:
+        interval = self.settings.scheduler_interval_seconds
+        while not self._stopping:
+            try:
+                if await self._leader.acquire():
+                    await self.tick()
+            except Exception:
+                log.exception("scheduler pass failed")
+            await asyncio.sleep(interval)
+
+    def start(self) -> None:
+        if self.settings.scheduler_interval_seconds > 0 and self._periodic is None:
+            self._periodic = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        """Cancel timers and the loop; let running evaluations finish (bounded)."""
+        self._stopping = True
+        for handle in self._pending.values():
+            handle.cancel()
+        self._pending.clear()
+        if self._periodic is not None:
+            self._periodic.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._periodic
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+        await self._leader.release()
+
+
+def notify_ingested(state: Any, product_id: int) -> None:
+    """After a signal batch committed: schedule the product's debounced evaluation, if enabled."""
+    scheduler: EvaluationScheduler | None = getattr(state, "scheduler", None)
+    if scheduler is not None:
+        scheduler.notify(product_id)

@@ -1,0 +1,268 @@
+"""Evaluating a product: resolve its policy, read each rule's window, run the pure evaluation off
+the event loop, apply the guards, and store an explained decision with the updated state.
+
+A stored evaluation locks the product's state row (``FOR UPDATE``) for its transaction, so
+concept-drift detectors advance exactly once per outcome and M-of-N histories stay consistent
+with several replicas. Dry runs read the same state but write nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import anyio
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from retrigger.auth.scopes import Principal
+from retrigger.db.types import utcnow
+from retrigger.decisions import repository as decision_repo
+from retrigger.decisions.errors import DecisionNotFound, NoPolicy
+from retrigger.decisions.guards import GuardContext, apply_guards
+from retrigger.decisions.inputs import build_inputs, mark_processed
+from retrigger.decisions.models import Decision
+from retrigger.decisions.repository import DecisionRepository
+from retrigger.decisions.schemas import DecisionRead, DecisionSummary, Outcome, Trigger
+from retrigger.decisions.state import StateView
+from retrigger.errors import InvalidConfig
+from retrigger.evaluation import PolicyEvaluation, evaluate_policy
+from retrigger.policies import service as policy_service
+from retrigger.policies.documents import fingerprint, validate_product_policy
+from retrigger.policies.errors import PolicyNotFound
+from retrigger.policies.resolve import EffectivePolicy, resolve
+from retrigger.policies.schemas import PolicyBody, TemplatedPolicySpec
+from retrigger.products import service as product_service
+from retrigger.products.models import Product
+
+
+@dataclass(frozen=True)
+class ResolvedPolicy:
+    body: PolicyBody
+    version: int | None
+    fingerprint: str
+
+
+async def resolve_policy(
+    session: AsyncSession, *, product: Product, candidate: Mapping[str, Any] | None
+) -> ResolvedPolicy:
+    """The stored effective policy, or a candidate validated and resolved like a save would."""
+    if candidate is None:
+        try:
+            _, version = await policy_service.get_policy_version(
+                session, principal=_system(), product_name=product.name
+            )
+        except PolicyNotFound:
+            raise NoPolicy(f"product '{product.name}' has no policy yet") from None
+        effective = EffectivePolicy.model_validate(version.effective)
+        return ResolvedPolicy(effective.policy, version.version, version.fingerprint)
+    try:
+        spec = validate_product_policy(candidate)
+        template = None
+        if isinstance(spec, TemplatedPolicySpec):
+            stored = await policy_service.get_template_version(
+                session, name=spec.template.name, version=spec.template.version
+            )
+            template = stored.spec
+        effective = resolve(spec, template)
+    except InvalidConfig as exc:
+        errors = [{**e, "loc": ["body", "policy", *e.get("loc", [])]} for e in exc.errors]
+        raise InvalidConfig(exc.message, errors=errors) from None
+    return ResolvedPolicy(effective.policy, None, fingerprint(spec))
+
+
+def _system() -> Principal:
+    from retrigger.auth.scopes import SYSTEM
+
+    return SYSTEM
+
+
+async def evaluate(
+    session: AsyncSession,
+    *,
+    product: Product,
+    trigger: Trigger,
+    actor: str,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    candidate: Mapping[str, Any] | None = None,
+) -> DecisionRead:
+    """Evaluate one product and, unless ``dry_run``, store the decision and the new state."""
+    now = now or utcnow()
+    policy = await resolve_policy(session, product=product, candidate=candidate)
+    if dry_run:
+        state = await decision_repo.get_state(session, product.id)
+    else:
+        state = await decision_repo.lock_state(session, product.id)
+    view = StateView.from_row(state)
+    inputs, meta = await build_inputs(
+        session, product=product, policy=policy.body, state=view, now=now
+    )
+    result: PolicyEvaluation = await anyio.to_thread.run_sync(
+        evaluate_policy, policy.body, inputs, now
+    )
+    outcome = Outcome(result.outcome)
+    verdicts: list[dict[str, Any]] = []
+    suppressed_by: str | None = None
+    reason = result.reason
+    if outcome is Outcome.fired:
+        ctx = GuardContext(
+            now=now,
+            settings=policy.body.guards,
+            fired_at=view.fired_at,
+            new_labelled_samples=meta.new_labelled_samples,
+        )
+        all_verdicts, blocking = apply_guards(ctx)
+        verdicts = [v.as_dict() for v in all_verdicts]
+        if blocking is not None:
+            outcome, suppressed_by = Outcome.suppressed, blocking.guard
+            reason = f"{reason}; suppressed by {blocking.guard}: {blocking.reason}"
+    findings = [f.as_dict() for f in result.findings]
+    fired_types = sorted({f["type"] for f in findings if f["rule_id"] in result.fired_rules})
+    decision = Decision(
+        product_id=product.id,
+        evaluated_at=now,
+        trigger=trigger.value,
+        outcome=outcome.value,
+        reason=reason,
+        suppressed_by=suppressed_by,
+        requires_approval=outcome is Outcome.fired and policy.body.guards.require_approval,
+        policy_version=policy.version,
+        policy_fingerprint=policy.fingerprint,
+        reference_version=meta.reference_version,
+        fired_rules=list(result.fired_rules),
+        fired_types="," + ",".join(fired_types) + "," if fired_types else "",
+        findings=findings,
+        guards=verdicts,
+        inputs=meta.as_dict(),
+        created_by=actor,
+        created_at=utcnow(),
+    )
+    if not dry_run:
+        assert state is not None
+        view.advance(
+            result.findings,
+            fired=outcome is Outcome.fired,
+            now=now,
+            detector_configs=meta.detector_configs,
+        )
+        view.write_to(state)
+        await mark_processed(session, meta)
+        await DecisionRepository(session).add(decision)
+        from retrigger import metrics
+
+        metrics.observe_decision(outcome.value, suppressed_by)
+    return to_read(decision, product.name, dry_run=dry_run)
+
+
+async def note_model_trained(
+    session: AsyncSession, *, product_id: int, trained_at: datetime
+) -> None:
+    """Record when the serving model was trained (staleness), e.g. when its reference activates."""
+    state = await decision_repo.lock_state(session, product_id)
+    state.model_trained_at = trained_at
+    if state.last_retrain_at is None or state.last_retrain_at < trained_at:
+        state.last_retrain_at = trained_at
+    await session.flush()
+
+
+async def evaluate_now(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    product_name: str,
+    dry_run: bool,
+    candidate: Mapping[str, Any] | None,
+    at: datetime | None,
+    trigger: Trigger,
+) -> DecisionRead:
+    """The ``:evaluate`` operation: stored unless a dry run; ``at`` only for dry runs."""
+    product = await product_service.get_visible_or_raise(
+        session, principal=principal, name=product_name
+    )
+    if at is not None and not dry_run:
+        raise InvalidConfig(
+            "evaluating as of another time is only possible as a dry run",
+            errors=[{"loc": ["body", "at"], "msg": "needs dry_run", "type": "value_error"}],
+        )
+    return await evaluate(
+        session,
+        product=product,
+        trigger=trigger,
+        actor=principal.actor,
+        now=at,
+        dry_run=dry_run,
+        candidate=candidate,
+    )
+
+
+def to_summary(decision: Decision, product_name: str) -> DecisionSummary:
+    return DecisionSummary(
+        id=decision.id,
+        product=product_name,
+        evaluated_at=decision.evaluated_at,
+        trigger=decision.trigger,
+        outcome=Outcome(decision.outcome),
+        reason=decision.reason,
+        suppressed_by=decision.suppressed_by,
+        requires_approval=decision.requires_approval,
+        policy_version=decision.policy_version,
+        reference_version=decision.reference_version,
+        fired_rules=list(decision.fired_rules),
+    )
+
+
+def to_read(decision: Decision, product_name: str, *, dry_run: bool = False) -> DecisionRead:
+    return DecisionRead(
+        **to_summary(decision, product_name).model_dump(),
+        policy_fingerprint=decision.policy_fingerprint,
+        findings=list(decision.findings),
+        guards=list(decision.guards),
+        inputs=dict(decision.inputs),
+        created_by=decision.created_by,
+        dry_run=dry_run,
+    )
+
+
+async def list_(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    product_name: str | None,
+    outcome: str | None,
+    rule_type: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    after_id: int | None,
+    limit: int,
+) -> tuple[list[DecisionSummary], int | None]:
+    product_id = None
+    if product_name is not None:
+        product = await product_service.get_visible_or_raise(
+            session, principal=principal, name=product_name
+        )
+        product_id = product.id
+    rows, next_id = await DecisionRepository(session).search(
+        team_id=None if principal.is_org_wide else principal.team_id,
+        product_id=product_id,
+        outcome=outcome,
+        rule_type=rule_type,
+        since=since,
+        until=until,
+        after_id=after_id,
+        limit=limit,
+    )
+    names = await product_service.names_by_id(session, {r.product_id for r in rows})
+    return [to_summary(r, names[r.product_id]) for r in rows], next_id
+
+
+async def get_visible_or_raise(
+    session: AsyncSession, *, principal: Principal, decision_id: int
+) -> DecisionRead:
+    decision = await DecisionRepository(session).get_by_id(decision_id)
+    if decision is not None:
+        names = await product_service.names_by_id(session, {decision.product_id}, principal)
+        if decision.product_id in names:
+            return to_read(decision, names[decision.product_id])
+    raise DecisionNotFound(f"decision {decision_id} not found")

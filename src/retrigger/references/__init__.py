@@ -1,0 +1,1 @@
+"""References: versioned baseline distributions of a product's features, profiled once."""

@@ -1,0 +1,56 @@
+"""Queries over references and their feature profiles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, update
+
+from retrigger.db.repository import RepositoryBase
+from retrigger.references.models import Reference, ReferenceFeature
+
+
+class ReferenceRepository(RepositoryBase[Reference]):
+    model = Reference
+
+    async def next_version(self, product_id: int) -> int:
+        stmt = select(func.max(Reference.version)).where(Reference.product_id == product_id)
+        return int((await self.session.execute(stmt)).scalar() or 0) + 1
+
+    async def get_version(self, product_id: int, version: int) -> Reference | None:
+        stmt = select(Reference).where(
+            Reference.product_id == product_id, Reference.version == version
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def active(self, product_id: int) -> Reference | None:
+        stmt = select(Reference).where(Reference.product_id == product_id, Reference.active)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def list_for(self, product_id: int) -> Sequence[Reference]:
+        stmt = (
+            select(Reference)
+            .where(Reference.product_id == product_id)
+            .order_by(Reference.version.desc())
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def deactivate_all(self, product_id: int) -> None:
+        stmt = (
+            update(Reference)
+            .where(Reference.product_id == product_id, Reference.active)
+            .values(active=False)
+        )
+        await self.session.execute(stmt)
+
+    async def features(
+        self, reference_id: int, names: Sequence[str] | None = None
+    ) -> Sequence[ReferenceFeature]:
+        stmt = select(ReferenceFeature).where(ReferenceFeature.reference_id == reference_id)
+        if names is not None:
+            stmt = stmt.where(ReferenceFeature.feature.in_(list(names)))
+        return (await self.session.execute(stmt.order_by(ReferenceFeature.feature))).scalars().all()
+
+    async def add_features(self, rows: Sequence[ReferenceFeature]) -> None:
+        self.session.add_all(rows)
+        await self.session.flush()

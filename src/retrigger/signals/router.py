@@ -1,0 +1,210 @@
+"""``/v1/products/{product}/signals/*`` (metrics, samples, outcomes) and ``/v1/webhooks/*``.
+
+All need a key with the ``ingest`` scope. A 2xx answer means the batch is committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+
+from retrigger.api.deps import IngestPrincipal, SessionDep, SettingsDep
+from retrigger.api.problems import responses
+from retrigger.db.types import utcnow
+from retrigger.schemas import Slug
+from retrigger.signals import service as signal_service
+from retrigger.signals.alert_schemas import (
+    AlertmanagerPayload,
+    AlertSource,
+    GrafanaPayload,
+    WebhookResult,
+    payload_example,
+)
+from retrigger.signals.schemas import (
+    METRICS_EXAMPLE,
+    OUTCOMES_EXAMPLE,
+    SAMPLES_COLUMNS_EXAMPLE,
+    SAMPLES_ROWS_EXAMPLE,
+    MetricBatchIn,
+    MetricsResult,
+    OutcomeBatchIn,
+    OutcomesResult,
+    SampleBatchIn,
+    SamplesResult,
+)
+
+router = APIRouter(prefix="/products/{product}/signals", tags=["signals"])
+webhooks_router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Makes a retried batch a no-op answered like the first time; the same key "
+        "with a different body is a 409. Remembered `RETRIGGER_RETENTION_IDEMPOTENCY_DAYS`.",
+    ),
+]
+_INGEST_ERRORS = responses(400, 401, 403, 404, 409, 413, 415, 422)
+
+
+def _examples(**named: dict[str, Any]) -> dict[str, Any]:
+    examples = {name: {"value": value} for name, value in named.items()}
+    return {"requestBody": {"content": {"application/json": {"examples": examples}}}}
+
+
+async def _request_hash(request: Request, key: str | None) -> str | None:
+    # the raw body (already read and cached by the framework): a retry sends the same bytes
+    return hashlib.sha256(await request.body()).hexdigest() if key is not None else None
+
+
+@router.post(
+    "/metrics",
+    response_model=MetricsResult,
+    responses=_INGEST_ERRORS,
+    openapi_extra=_examples(points=METRICS_EXAMPLE),
+)
+async def ingest_metrics(
+    product: Slug,
+    body: MetricBatchIn,
+    request: Request,
+    session: SessionDep,
+    principal: IngestPrincipal,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> MetricsResult:
+    """Store a batch of metric points (all or nothing; up to 100,000 per request)."""
+    ref = await signal_service.get_product_for_ingest(session, principal=principal, name=product)
+    key = signal_service.batch_key(idempotency_key, body.batch_id)
+    return await signal_service.ingest_metrics(
+        session,
+        product=ref,
+        batch=body,
+        key=key,
+        request_hash=await _request_hash(request, key),
+        now=utcnow(),
+        max_future=timedelta(seconds=settings.signals_max_future_seconds),
+    )
+
+
+@router.post(
+    "/samples",
+    response_model=SamplesResult,
+    responses=_INGEST_ERRORS,
+    openapi_extra=_examples(rows=SAMPLES_ROWS_EXAMPLE, columns=SAMPLES_COLUMNS_EXAMPLE),
+)
+async def ingest_samples(
+    product: Slug,
+    body: SampleBatchIn,
+    request: Request,
+    session: SessionDep,
+    principal: IngestPrincipal,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> SamplesResult:
+    """Store production feature rows, checked against the product's feature schema."""
+    ref = await signal_service.get_product_for_ingest(session, principal=principal, name=product)
+    key = signal_service.batch_key(idempotency_key, body.batch_id)
+    return await signal_service.ingest_samples(
+        session,
+        product=ref,
+        batch=body,
+        key=key,
+        request_hash=await _request_hash(request, key),
+        now=utcnow(),
+        max_future=timedelta(seconds=settings.signals_max_future_seconds),
+    )
+
+
+@router.post(
+    "/outcomes",
+    response_model=OutcomesResult,
+    responses=_INGEST_ERRORS,
+    openapi_extra=_examples(outcomes=OUTCOMES_EXAMPLE),
+)
+async def ingest_outcomes(
+    product: Slug,
+    body: OutcomeBatchIn,
+    request: Request,
+    session: SessionDep,
+    principal: IngestPrincipal,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> OutcomesResult:
+    """Store predictions and labels; a label sent later joins its prediction by id."""
+    ref = await signal_service.get_product_for_ingest(session, principal=principal, name=product)
+    key = signal_service.batch_key(idempotency_key, body.batch_id)
+    return await signal_service.ingest_outcomes(
+        session,
+        product=ref,
+        batch=body,
+        key=key,
+        request_hash=await _request_hash(request, key),
+        now=utcnow(),
+        max_future=timedelta(seconds=settings.signals_max_future_seconds),
+    )
+
+
+ProductLabel = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=100,
+        description="Alert label that names the product (default: "
+        "`RETRIGGER_ALERT_PRODUCT_LABEL`, itself `product` by default).",
+    ),
+]
+_WEBHOOK_ERRORS = responses(400, 401, 403, 413, 415, 422)
+
+
+@webhooks_router.post(
+    "/alertmanager",
+    response_model=WebhookResult,
+    responses=_WEBHOOK_ERRORS,
+    openapi_extra=_examples(firing=payload_example(AlertSource.alertmanager)),
+)
+async def alertmanager_webhook(
+    body: AlertmanagerPayload,
+    session: SessionDep,
+    principal: IngestPrincipal,
+    settings: SettingsDep,
+    product_label: ProductLabel = None,
+) -> WebhookResult:
+    """Receive a Prometheus Alertmanager notification (webhook version 4)."""
+    return await signal_service.ingest_alerts(
+        session,
+        principal=principal,
+        payload=body,
+        source=AlertSource.alertmanager,
+        product_label=product_label or settings.alert_product_label,
+        now=utcnow(),
+    )
+
+
+@webhooks_router.post(
+    "/grafana",
+    response_model=WebhookResult,
+    responses=_WEBHOOK_ERRORS,
+    openapi_extra=_examples(firing=payload_example(AlertSource.grafana)),
+)
+async def grafana_webhook(
+    body: GrafanaPayload,
+    session: SessionDep,
+    principal: IngestPrincipal,
+    settings: SettingsDep,
+    product_label: ProductLabel = None,
+) -> WebhookResult:
+    """Receive a Grafana alerting webhook notification."""
+    return await signal_service.ingest_alerts(
+        session,
+        principal=principal,
+        payload=body,
+        source=AlertSource.grafana,
+        product_label=product_label or settings.alert_product_label,
+        now=utcnow(),
+    )
