@@ -138,8 +138,11 @@ class EvaluationScheduler:
         await self._leader.release()
 
 
-def notify_ingested(state: Any, product_id: int) -> None:
-    """After a signal batch committed: schedule the product's debounced evaluation, if enabled."""
+async def notify_ingested(state: Any, product_id: int) -> None:
+    """After a signal batch committed: schedule the product's debounced evaluation, if enabled.
+
+    Async on purpose: as a background task it then runs on the event loop, not in a thread.
+    """
     scheduler: EvaluationScheduler | None = getattr(state, "scheduler", None)
     if scheduler is not None:
         scheduler.notify(product_id)

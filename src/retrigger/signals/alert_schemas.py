@@ -11,7 +11,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from retrigger.schemas import Schema
 
@@ -115,6 +123,8 @@ class WebhookResult(Schema):
     ignored_products: list[str] = Field(
         default_factory=list, description="Product names that were ignored (at most 20)."
     )
+    # products whose alert state changed: evaluated in the background after the commit
+    _changed_product_ids: list[int] = PrivateAttr(default_factory=list)
 
 
 def payload_example(source: AlertSource) -> dict[str, Any]:

@@ -9,11 +9,12 @@ import hashlib
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request
 
 from retrigger.api.deps import IngestPrincipal, SessionDep, SettingsDep
 from retrigger.api.problems import responses
 from retrigger.db.types import utcnow
+from retrigger.decisions.scheduler import notify_ingested
 from retrigger.schemas import Slug
 from retrigger.signals import service as signal_service
 from retrigger.signals.alert_schemas import (
@@ -71,6 +72,7 @@ async def _request_hash(request: Request, key: str | None) -> str | None:
 )
 async def ingest_metrics(
     product: Slug,
+    background: BackgroundTasks,
     body: MetricBatchIn,
     request: Request,
     session: SessionDep,
@@ -81,7 +83,7 @@ async def ingest_metrics(
     """Store a batch of metric points (all or nothing; up to 100,000 per request)."""
     ref = await signal_service.get_product_for_ingest(session, principal=principal, name=product)
     key = signal_service.batch_key(idempotency_key, body.batch_id)
-    return await signal_service.ingest_metrics(
+    result = await signal_service.ingest_metrics(
         session,
         product=ref,
         batch=body,
@@ -90,6 +92,10 @@ async def ingest_metrics(
         now=utcnow(),
         max_future=timedelta(seconds=settings.signals_max_future_seconds),
     )
+    if not result.duplicate:
+        # runs after the response, so after the commit: evaluation never delays ingestion
+        background.add_task(notify_ingested, request.app.state, ref.id)
+    return result
 
 
 @router.post(
@@ -100,6 +106,7 @@ async def ingest_metrics(
 )
 async def ingest_samples(
     product: Slug,
+    background: BackgroundTasks,
     body: SampleBatchIn,
     request: Request,
     session: SessionDep,
@@ -110,7 +117,7 @@ async def ingest_samples(
     """Store production feature rows, checked against the product's feature schema."""
     ref = await signal_service.get_product_for_ingest(session, principal=principal, name=product)
     key = signal_service.batch_key(idempotency_key, body.batch_id)
-    return await signal_service.ingest_samples(
+    result = await signal_service.ingest_samples(
         session,
         product=ref,
         batch=body,
@@ -119,6 +126,10 @@ async def ingest_samples(
         now=utcnow(),
         max_future=timedelta(seconds=settings.signals_max_future_seconds),
     )
+    if not result.duplicate:
+        # runs after the response, so after the commit: evaluation never delays ingestion
+        background.add_task(notify_ingested, request.app.state, ref.id)
+    return result
 
 
 @router.post(
@@ -129,6 +140,7 @@ async def ingest_samples(
 )
 async def ingest_outcomes(
     product: Slug,
+    background: BackgroundTasks,
     body: OutcomeBatchIn,
     request: Request,
     session: SessionDep,
@@ -139,7 +151,7 @@ async def ingest_outcomes(
     """Store predictions and labels; a label sent later joins its prediction by id."""
     ref = await signal_service.get_product_for_ingest(session, principal=principal, name=product)
     key = signal_service.batch_key(idempotency_key, body.batch_id)
-    return await signal_service.ingest_outcomes(
+    result = await signal_service.ingest_outcomes(
         session,
         product=ref,
         batch=body,
@@ -148,6 +160,10 @@ async def ingest_outcomes(
         now=utcnow(),
         max_future=timedelta(seconds=settings.signals_max_future_seconds),
     )
+    if not result.duplicate:
+        # runs after the response, so after the commit: evaluation never delays ingestion
+        background.add_task(notify_ingested, request.app.state, ref.id)
+    return result
 
 
 ProductLabel = Annotated[
@@ -173,10 +189,12 @@ async def alertmanager_webhook(
     session: SessionDep,
     principal: IngestPrincipal,
     settings: SettingsDep,
+    request: Request,
+    background: BackgroundTasks,
     product_label: ProductLabel = None,
 ) -> WebhookResult:
     """Receive a Prometheus Alertmanager notification (webhook version 4)."""
-    return await signal_service.ingest_alerts(
+    result = await signal_service.ingest_alerts(
         session,
         principal=principal,
         payload=body,
@@ -184,6 +202,9 @@ async def alertmanager_webhook(
         product_label=product_label or settings.alert_product_label,
         now=utcnow(),
     )
+    for product_id in result._changed_product_ids:
+        background.add_task(notify_ingested, request.app.state, product_id)
+    return result
 
 
 @webhooks_router.post(
@@ -197,10 +218,12 @@ async def grafana_webhook(
     session: SessionDep,
     principal: IngestPrincipal,
     settings: SettingsDep,
+    request: Request,
+    background: BackgroundTasks,
     product_label: ProductLabel = None,
 ) -> WebhookResult:
     """Receive a Grafana alerting webhook notification."""
-    return await signal_service.ingest_alerts(
+    result = await signal_service.ingest_alerts(
         session,
         principal=principal,
         payload=body,
@@ -208,3 +231,6 @@ async def grafana_webhook(
         product_label=product_label or settings.alert_product_label,
         now=utcnow(),
     )
+    for product_id in result._changed_product_ids:
+        background.add_task(notify_ingested, request.app.state, product_id)
+    return result

@@ -319,10 +319,13 @@ async def ingest_alerts(
         }
     accepted = await repo.insert_alerts(list(params.values())) if params else 0
     received = len(payload.alerts)
-    return WebhookResult(
+    result = WebhookResult(
         received=received,
         accepted=accepted,
         duplicates=received - n_ignored - accepted,
         ignored=n_ignored,
         ignored_products=ignored,
     )
+    if accepted:
+        result._changed_product_ids = sorted({p["product_id"] for p in params.values()})
+    return result
