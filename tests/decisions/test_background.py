@@ -12,9 +12,7 @@ import numpy as np
 from tests.fixtures.server import LiveServer
 
 
-def wait_for_decision(
-    http: httpx.Client, trigger: str, timeout: float = 15.0
-) -> dict[str, Any]:
+def wait_for_decision(http: httpx.Client, trigger: str, timeout: float = 15.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         items = http.get("/v1/decisions", params={"product": "p"}).json()["items"]

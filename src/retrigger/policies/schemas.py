@@ -105,9 +105,7 @@ def _reference_problems(
     # inhibition sources only suppress: they never count towards combine
     counted = len(set(first_index) - set(sources))
     if isinstance(combine, AtLeast) and combine.at_least > counted:
-        message = (
-            f"must not exceed the number of rules that are not inhibition sources ({counted})"
-        )
+        message = f"must not exceed the number of rules that are not inhibition sources ({counted})"
         problems.append((("combine", "at_least"), "at_least_too_large", message))
     elif first_index and counted == 0:
         message = "every rule is an inhibition source: nothing could ever fire"

@@ -151,6 +151,4 @@ async def names_by_id(
 ) -> dict[int, str]:
     """Product names by id (only those the principal may see, when one is given)."""
     rows = await ProductRepository(session).by_ids(sorted(ids))
-    return {
-        p.id: p.name for p in rows if principal is None or principal.can_see_team(p.team_id)
-    }
+    return {p.id: p.name for p in rows if principal is None or principal.can_see_team(p.team_id)}
