@@ -14,7 +14,8 @@ from retrigger.config import AuthMode, Settings
 from retrigger.errors import Forbidden, Unauthenticated
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
+    # async: a sync dependency would be sent to the thread pool on every request
     settings: Settings = request.app.state.settings
     return settings
 

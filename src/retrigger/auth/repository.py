@@ -18,6 +18,11 @@ class ApiKeyRepository(RepositoryBase[ApiKey]):
         stmt = select(ApiKey).where(ApiKey.key_id == key_id).options(selectinload(ApiKey.team))
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def get_for_auth(self, key_id: str) -> ApiKey | None:
+        """The key row alone (no team): the hot path of every authenticated request."""
+        stmt = select(ApiKey).where(ApiKey.key_id == key_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
     async def count(self) -> int:
         return int((await self.session.execute(select(func.count(ApiKey.id)))).scalar_one())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+import time
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,12 +24,47 @@ from retrigger.teams.models import Team
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
+class _PrincipalCache:
+    """Recently verified tokens, so a busy ingestion client costs no key lookup per request.
+
+    Entries are keyed by the SHA-256 of the whole token and live ``TTL`` seconds; a revocation
+    clears the cache of the process that revoked at once, other processes within ``TTL``.
+    """
+
+    TTL = 10.0
+    MAX = 10_000
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, digest: str) -> Principal | None:
+        entry = self._entries.get(digest)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, digest: str, principal: Principal) -> None:
+        if len(self._entries) >= self.MAX:
+            self._entries.clear()
+        self._entries[digest] = (time.monotonic() + self.TTL, principal)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+PRINCIPALS = _PrincipalCache()
+
+
 async def authenticate(session: AsyncSession, token: str) -> Principal:
     """The principal a token stands for; 401 for unknown, malformed or revoked keys."""
+    digest = hash_secret(token)
+    cached = PRINCIPALS.get(digest)
+    if cached is not None:
+        return cached
     parsed = parse_token(token)
     if parsed is None:
         raise Unauthenticated("malformed API key")
-    key = await ApiKeyRepository(session).get_by_key_id(parsed.key_id)
+    key = await ApiKeyRepository(session).get_for_auth(parsed.key_id)
     if key is None or not secret_matches(parsed.secret, key.secret_hash):
         raise Unauthenticated("invalid API key")
     if key.revoked_at is not None:
@@ -37,9 +73,11 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         key.last_used_at = now
         await session.flush()
-    return Principal(
+    principal = Principal(
         key_id=key.key_id, team_id=key.team_id, scopes=frozenset(Scope(s) for s in key.scopes)
     )
+    PRINCIPALS.put(digest, principal)
+    return principal
 
 
 async def create(
@@ -118,6 +156,7 @@ async def revoke(
         raise Forbidden("only an org admin key can revoke org-wide keys")
     key.revoked_at = utcnow()
     await session.flush()
+    PRINCIPALS.clear()
     await audit_service.record(
         session,
         principal=principal,

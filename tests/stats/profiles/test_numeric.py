@@ -144,3 +144,54 @@ def test_sketch_integral_matches_quadrature() -> None:
     for x in (0.5, 2.0, 3.5, 6.0):
         area, _ = integrate.quad(cdf, -1.0, x, points=[0.0, 1.0, 3.0, 4.0], limit=200)
         assert profile.integral(np.array([x]))[0] == pytest.approx(area, abs=1e-9)
+
+
+@pytest.mark.parametrize("form", ["sorted", "counts"])
+@pytest.mark.parametrize("step", [1, 2, 16, 128])
+def test_coarse_index_bounds_hold(rng: np.random.Generator, form: str, step: int) -> None:
+    data = np.round(rng.normal(size=5000), 2)  # ties inside the reference
+    profile = numeric_profile(data, ProfileOptions(form=form))  # type: ignore[arg-type]
+    index = profile.coarse_index(step)
+    assert profile.coarse_index(step) is index  # built once
+    assert np.array_equal(index.grid, profile.values[step - 1 :: step])
+    x = np.concatenate((data[:300], rng.normal(size=300), index.grid[:50], [-9.0, 9.0]))
+    k = np.searchsorted(index.grid, x, side="right")  # grid values at or below x
+    at_or_below = profile.cdf_counts(x, "right")
+    below = profile.cdf_counts(x, "left")
+    assert np.all(index.low[k] <= at_or_below)
+    assert np.all(at_or_below <= index.high[k])
+    j = np.searchsorted(index.grid, x, side="left")  # grid values strictly below x
+    assert np.all(index.low[j] <= below)
+    assert np.all(below <= index.high[j])
+
+
+def test_coarse_index_needs_a_step_form() -> None:
+    profile = numeric_profile_from_histogram([0.0, 1.0, 2.0], [3, 4])
+    with pytest.raises(ValueError, match="sorted or counts"):
+        profile.coarse_index(4)
+
+
+def test_sorted_quantile_equals_its_search_definition(rng: np.random.Generator) -> None:
+    data = np.round(rng.normal(size=777), 1)
+    profile = numeric_profile(data, ProfileOptions(form="sorted"))
+    t = np.concatenate((rng.random(500), np.arange(778) / 777, [0.0, 1.0, -1.0, 2.0, np.nan]))
+    k = np.searchsorted(np.arange(1.0, 778.0), t * 777, side="left")
+    assert np.array_equal(profile.quantile(t), profile.values[np.clip(k, 0, 776)])
+
+
+@pytest.mark.parametrize("decimals", [None, 1])
+def test_integral_by_merging_equals_binary_search(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, decimals: int | None
+) -> None:
+    from retrigger.stats.profiles import numeric as numeric_module
+
+    data, x = rng.normal(size=6000), np.sort(rng.normal(size=4000))
+    if decimals is not None:
+        data, x = np.round(data, decimals), np.round(x, decimals)
+    for form in ("sorted", "counts"):
+        profile = numeric_profile(data, ProfileOptions(form=form))  # type: ignore[arg-type]
+        merged = profile.integral(x)
+        monkeypatch.setattr(numeric_module, "_MERGE_MIN", 10**9)
+        searched = profile.integral(x)
+        monkeypatch.undo()
+        assert np.array_equal(merged, searched)

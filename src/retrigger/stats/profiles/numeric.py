@@ -17,13 +17,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, NamedTuple
 
 import numpy as np
 
-from retrigger.stats.samples import FeatureKind, FloatArray
+from retrigger.stats.samples import FeatureKind, FloatArray, IntArray
 
 Side = Literal["left", "right"]
+
+_MERGE_MIN = 1_000
+"""Counting stored values at or below many sorted points merges the two sorted arrays (one
+stable sort that finds two runs) instead of binary-searching each point, when there are at
+least this many points..."""
+_MERGE_RATIO = 4
+"""...and the profile stores at most this many times as many values (else searching wins)."""
+
+
+class CoarseIndex(NamedTuple):
+    """Every ``step``-th stored value of a step-form profile, with weight bounds between them.
+
+    ``grid[k] = values[(k + 1) step - 1]`` for k < K = len(values) // step. A point x with
+    exactly k grid values at or below it (k = 0..K) has a reference weight at or below it,
+    and also strictly below it, of at most ``high[k]``; at or below it, at least ``low[k]``.
+    """
+
+    step: int
+    grid: FloatArray
+    low: FloatArray
+    high: FloatArray
 
 
 class NumericForm(StrEnum):
@@ -94,6 +115,35 @@ class NumericProfile:
         z, g = self.values, self.weights
         return np.concatenate(([0.0], np.cumsum(np.diff(z) * (g[1:] + g[:-1]) * 0.5)))
 
+    @cached_property
+    def _indexes(self) -> dict[int, CoarseIndex]:
+        return {}
+
+    def coarse_index(self, step: int) -> CoarseIndex:
+        """Step forms: the ``CoarseIndex`` with this step (built once per step, then cached).
+
+        Searching a window's sorted values for the K grid values instead of the reference for
+        every window value is what makes KS against a large stored reference cheap; the grid
+        is small enough to stay in cache. Building one costs O(K).
+        """
+        if self.form is NumericForm.SKETCH:
+            raise ValueError("a coarse index needs a sorted or counts profile")
+        index = self._indexes.get(step)
+        if index is None:
+            size = self.values.size
+            grid = np.ascontiguousarray(self.values[step - 1 :: step])
+            first = np.arange(grid.size + 1, dtype=np.int64) * step
+            last = np.minimum(first + (step - 1), size)
+            if self.form is NumericForm.SORTED:
+                low, high = first.astype(np.float64), last.astype(np.float64)
+            else:
+                low, high = self._cum0[first], self._cum0[last]
+            for array in (grid, low, high):
+                array.setflags(write=False)
+            index = CoarseIndex(step=step, grid=grid, low=low, high=high)
+            self._indexes[step] = index  # concurrent builders store equal values: harmless
+        return index
+
     @property
     def maximum(self) -> float:
         """Largest value of the support."""
@@ -129,15 +179,39 @@ class NumericProfile:
             below = np.where(j < z.size, self._interpolate(x, "right"), g[-1])
             area = self._area0[k] + (x - z[k]) * (g[k] + below) * 0.5
             return np.where(j == 0, 0.0, area) / self.total
-        k = np.searchsorted(self.values, x, side="right")
-        return (self._cum0[k] * (x - self.mean) - self._moment0[k]) / self.total
+        k = self._count_at_or_below(x)
+        below = k.astype(np.float64) if self.form is NumericForm.SORTED else self._cum0[k]
+        return (below * (x - self.mean) - self._moment0[k]) / self.total
+
+    def _count_at_or_below(self, x: FloatArray) -> IntArray:
+        """Step forms: how many stored values are <= each x (``searchsorted(..., "right")``).
+
+        For a long sorted x the two arrays are merged: in a stable sort of (values, x), stored
+        values precede equal points, so point i lands after exactly (its rank - i) values.
+        """
+        v = self.values
+        if (
+            x.ndim == 1
+            and x.size >= _MERGE_MIN
+            and v.size <= _MERGE_RATIO * x.size
+            and bool(np.all(x[1:] >= x[:-1]))
+        ):
+            order = np.argsort(np.concatenate((v, x)), kind="stable")
+            return np.flatnonzero(order >= v.size) - np.arange(x.size)
+        return np.searchsorted(v, x, side="right")
 
     def quantile(self, t: FloatArray) -> FloatArray:
         """Smallest x whose CDF reaches ``t`` (the left-continuous inverse), vectorised."""
         target = np.asarray(t, dtype=np.float64) * self.total
-        if self.form is not NumericForm.SKETCH:
+        last = self.values.size - 1
+        if self.form is NumericForm.SORTED:
+            # the count of k in 1..n with k < target, without searching: ceil(target) - 1
+            # (fmin/fmax send NaN to the top, where a search would put it)
+            k = np.fmax(np.fmin(np.ceil(target) - 1.0, float(last)), 0.0)
+            return self.values[k.astype(np.int64)]
+        if self.form is NumericForm.COUNTS:
             k = np.searchsorted(self._cum0[1:], target, side="left")
-            return self.values[np.clip(k, 0, self.values.size - 1)]
+            return self.values[np.clip(k, 0, last)]
         z, g = self.values, self.weights
         j = np.clip(np.searchsorted(g, target, side="left"), 1, z.size - 1)
         span = g[j] - g[j - 1]
