@@ -8,7 +8,6 @@ process by reference id.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from typing import Any
 
 import anyio
@@ -292,15 +291,40 @@ async def select(
 async def load_profiles(
     session: AsyncSession, *, reference: Reference, names: Sequence[str] | None = None
 ) -> dict[str, Profile]:
-    """Decoded profiles of a reference (cached per process: references are immutable)."""
-    rows = await ReferenceRepository(session).features(reference.id, names)
-    return {row.feature: _decode(reference.id, row.feature, row.profile) for row in rows}
+    """Decoded profiles of a reference.
+
+    References are immutable, so profiles are cached per process by reference id: a warm
+    evaluation reads only the feature names, not the (up to megabytes of) profile bytes.
+    """
+    cached = _PROFILES.get(reference.id)
+    if cached is None:
+        rows = await ReferenceRepository(session).features(reference.id)
+        cached = {row.feature: profile_from_bytes(row.profile) for row in rows}
+        _PROFILES.put(reference.id, cached)
+    if names is None:
+        return dict(cached)
+    return {name: cached[name] for name in names if name in cached}
 
 
-@lru_cache(maxsize=4096)
-def _decode_cached(reference_id: int, feature: str, blob: bytes) -> Profile:
-    return profile_from_bytes(blob)
+class _ProfileCache:
+    """Decoded profiles of the most recently used references (bounded, least recent out)."""
+
+    MAX_REFERENCES = 64
+
+    def __init__(self) -> None:
+        self._items: dict[int, dict[str, Profile]] = {}
+
+    def get(self, reference_id: int) -> dict[str, Profile] | None:
+        item = self._items.pop(reference_id, None)
+        if item is not None:
+            self._items[reference_id] = item  # most recent last
+        return item
+
+    def put(self, reference_id: int, profiles: dict[str, Profile]) -> None:
+        self._items.pop(reference_id, None)
+        self._items[reference_id] = profiles
+        while len(self._items) > self.MAX_REFERENCES:
+            self._items.pop(next(iter(self._items)))
 
 
-def _decode(reference_id: int, feature: str, blob: bytes) -> Profile:
-    return _decode_cached(reference_id, feature, bytes(blob))
+_PROFILES = _ProfileCache()
