@@ -3,8 +3,9 @@
 ``notify(product_id)`` is called after a signal batch commits; the product is evaluated once the
 debounce delay passes without new notifications (a burst of batches costs one evaluation), and
 ingestion never waits for it. The periodic loop evaluates products whose policy has ``staleness``
-or ``schedule`` rules; only one process runs it (PostgreSQL advisory lock, or a lock file next to
-the SQLite database), so N replicas do not evaluate N times.
+or ``schedule`` rules, and runs the retention cleanup hourly; only one process runs it
+(PostgreSQL advisory lock, or a lock file next to the SQLite database), so N replicas do not
+evaluate N times.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from retrigger import metrics
@@ -26,6 +27,7 @@ from retrigger.decisions.schemas import Trigger
 log = logging.getLogger("retrigger.scheduler")
 
 TIME_RULES = frozenset({"staleness", "schedule"})
+CLEANUP_EVERY = timedelta(hours=1)
 
 
 class EvaluationScheduler:
@@ -109,12 +111,27 @@ class EvaluationScheduler:
             await self.evaluate(product_id, Trigger.schedule)
         return len(products)
 
+    async def cleanup(self) -> dict[str, int]:
+        """Delete signals past their retention (``RETRIGGER_RETENTION_*``)."""
+        from retrigger.signals.retention import cleanup
+
+        async with self.db.session_scope() as session:
+            deleted = await cleanup(session, settings=self.settings, now=self.now())
+        if any(deleted.values()):
+            log.info("retention cleanup deleted %s", deleted)
+        return deleted
+
     async def _loop(self) -> None:
         interval = self.settings.scheduler_interval_seconds
+        last_cleanup: datetime | None = None
         while not self._stopping:
             try:
                 if await self._leader.acquire():
                     await self.tick()
+                    now = self.now()
+                    if last_cleanup is None or now - last_cleanup >= CLEANUP_EVERY:
+                        last_cleanup = now
+                        await self.cleanup()
             except Exception:
                 log.exception("scheduler pass failed")
             await asyncio.sleep(interval)
