@@ -6,13 +6,17 @@ All need a key with the ``ingest`` scope. A 2xx answer means the batch is commit
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrigger.api.deps import IngestPrincipal, SessionDep, SettingsDep
 from retrigger.api.problems import responses
+from retrigger.auth.scopes import Principal
+from retrigger.config import Settings
 from retrigger.db.types import utcnow
 from retrigger.decisions.scheduler import notify_ingested
 from retrigger.schemas import Slug
@@ -64,6 +68,39 @@ async def _request_hash(request: Request, key: str | None) -> str | None:
     return hashlib.sha256(await request.body()).hexdigest() if key is not None else None
 
 
+R = TypeVar("R", MetricsResult, SamplesResult, OutcomesResult)
+
+
+async def _ingest(
+    ingest: Callable[..., Awaitable[R]],
+    *,
+    product: str,
+    body: MetricBatchIn | SampleBatchIn | OutcomeBatchIn,
+    request: Request,
+    session: AsyncSession,
+    principal: Principal,
+    settings: Settings,
+    background: BackgroundTasks,
+    idempotency_key: str | None,
+) -> R:
+    """What every batch endpoint does around its own storage step."""
+    ref = await signal_service.get_product_for_ingest(session, principal=principal, name=product)
+    key = signal_service.batch_key(idempotency_key, body.batch_id)
+    result = await ingest(
+        session,
+        product=ref,
+        batch=body,
+        key=key,
+        request_hash=await _request_hash(request, key),
+        now=utcnow(),
+        max_future=timedelta(seconds=settings.signals_max_future_seconds),
+    )
+    if not result.duplicate:
+        # runs after the response, so after the commit: evaluation never delays ingestion
+        background.add_task(notify_ingested, request.app.state, ref.id)
+    return result
+
+
 @router.post(
     "/metrics",
     response_model=MetricsResult,
@@ -81,21 +118,17 @@ async def ingest_metrics(
     idempotency_key: IdempotencyKey = None,
 ) -> MetricsResult:
     """Store a batch of metric points (all or nothing; up to 100,000 per request)."""
-    ref = await signal_service.get_product_for_ingest(session, principal=principal, name=product)
-    key = signal_service.batch_key(idempotency_key, body.batch_id)
-    result = await signal_service.ingest_metrics(
-        session,
-        product=ref,
-        batch=body,
-        key=key,
-        request_hash=await _request_hash(request, key),
-        now=utcnow(),
-        max_future=timedelta(seconds=settings.signals_max_future_seconds),
+    return await _ingest(
+        signal_service.ingest_metrics,
+        product=product,
+        body=body,
+        request=request,
+        session=session,
+        principal=principal,
+        settings=settings,
+        background=background,
+        idempotency_key=idempotency_key,
     )
-    if not result.duplicate:
-        # runs after the response, so after the commit: evaluation never delays ingestion
-        background.add_task(notify_ingested, request.app.state, ref.id)
-    return result
 
 
 @router.post(
@@ -115,21 +148,17 @@ async def ingest_samples(
     idempotency_key: IdempotencyKey = None,
 ) -> SamplesResult:
     """Store production feature rows, checked against the product's feature schema."""
-    ref = await signal_service.get_product_for_ingest(session, principal=principal, name=product)
-    key = signal_service.batch_key(idempotency_key, body.batch_id)
-    result = await signal_service.ingest_samples(
-        session,
-        product=ref,
-        batch=body,
-        key=key,
-        request_hash=await _request_hash(request, key),
-        now=utcnow(),
-        max_future=timedelta(seconds=settings.signals_max_future_seconds),
+    return await _ingest(
+        signal_service.ingest_samples,
+        product=product,
+        body=body,
+        request=request,
+        session=session,
+        principal=principal,
+        settings=settings,
+        background=background,
+        idempotency_key=idempotency_key,
     )
-    if not result.duplicate:
-        # runs after the response, so after the commit: evaluation never delays ingestion
-        background.add_task(notify_ingested, request.app.state, ref.id)
-    return result
 
 
 @router.post(
@@ -149,21 +178,17 @@ async def ingest_outcomes(
     idempotency_key: IdempotencyKey = None,
 ) -> OutcomesResult:
     """Store predictions and labels; a label sent later joins its prediction by id."""
-    ref = await signal_service.get_product_for_ingest(session, principal=principal, name=product)
-    key = signal_service.batch_key(idempotency_key, body.batch_id)
-    result = await signal_service.ingest_outcomes(
-        session,
-        product=ref,
-        batch=body,
-        key=key,
-        request_hash=await _request_hash(request, key),
-        now=utcnow(),
-        max_future=timedelta(seconds=settings.signals_max_future_seconds),
+    return await _ingest(
+        signal_service.ingest_outcomes,
+        product=product,
+        body=body,
+        request=request,
+        session=session,
+        principal=principal,
+        settings=settings,
+        background=background,
+        idempotency_key=idempotency_key,
     )
-    if not result.duplicate:
-        # runs after the response, so after the commit: evaluation never delays ingestion
-        background.add_task(notify_ingested, request.app.state, ref.id)
-    return result
 
 
 ProductLabel = Annotated[
