@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Seconds to wait for a free pooled connection."
     )
     database_echo: bool = Field(False, description="Log every SQL statement (debugging only).")
+    database_pool_pre_ping: bool = Field(
+        True,
+        description="Check a pooled PostgreSQL connection before each use (one round trip): "
+        "survives database restarts; turn off for the last bit of ingestion throughput.",
+    )
     sqlite_busy_timeout_ms: int = Field(
         5000, ge=0, description="How long SQLite waits on a locked database before failing."
     )

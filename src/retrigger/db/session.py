@@ -56,7 +56,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_timeout=settings.database_pool_timeout,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.database_pool_pre_ping,
     )
     return create_async_engine(url, **kwargs)
 
