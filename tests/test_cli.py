@@ -85,3 +85,23 @@ class TestDatabaseAndKeys:
         out = run(["version"])
         assert out.returncode == 0
         assert out.stdout.startswith("retrigger ")
+
+
+class TestServeOnPostgres:
+    @pytest.mark.asyncio(loop_scope="session")
+    async def test_refuses_to_start_behind_head_and_names_the_command(self, tmp_path: Path) -> None:
+        from tests.fixtures.db import FreshDatabase
+
+        async with FreshDatabase("postgresql", tmp_path) as url:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("RETRIGGER_")}
+            env["RETRIGGER_DATABASE_URL"] = url
+            out = subprocess.run(
+                [sys.executable, "-m", "retrigger", "serve", "--port", "1"],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+                check=False,
+            )
+        assert out.returncode == 3
+        assert "retrigger db upgrade" in out.stderr
