@@ -239,14 +239,12 @@ class _Reader:
 
     async def new_labelled(self) -> int:
         if self.meta.new_labelled_samples is None:
-            read = await readers.read_outcomes(
+            self.meta.new_labelled_samples = await readers.count_labelled(
                 self.session,
                 product_id=self.product.id,
                 since=self.state.last_retrain_at,
                 until=self.now,
-                last_rows=None,
             )
-            self.meta.new_labelled_samples = read.n
         return self.meta.new_labelled_samples
 
     async def alerts(self) -> list[AlertView]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -137,6 +137,17 @@ class SignalReadRepository:
             return (await self.session.execute(stmt)).all()[::-1]
         stmt = stmt.order_by(Outcome.event_time, Outcome.id)
         return (await self.session.execute(stmt)).all()
+
+    async def count_joined(
+        self, *, product_id: int, since: datetime | None, until: datetime | None
+    ) -> int:
+        """How many outcomes with both prediction and label fall in the window."""
+        stmt = select(func.count(Outcome.id)).where(
+            Outcome.product_id == product_id,
+            Outcome.joined_at.is_not(None),
+            *window(Outcome.event_time, since, until),
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
 
     async def unprocessed_errors(self, *, product_id: int, limit: int) -> Sequence[Any]:
         """(id, error) of joined outcomes no concept-drift detector has seen, oldest first."""

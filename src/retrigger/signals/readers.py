@@ -32,6 +32,7 @@ __all__ = [
     "SampleColumns",
     "SampleWindow",
     "active_alerts",
+    "count_labelled",
     "alerts_between",
     "mark_detector_processed",
     "read_columns",
@@ -279,6 +280,15 @@ async def read_outcomes(
         until=until,
         last_rows=last_rows,
         digest=_digest([(r.id, r.error) for r in rows]),
+    )
+
+
+async def count_labelled(
+    session: AsyncSession, *, product_id: int, since: datetime | None, until: datetime | None
+) -> int:
+    """How many joined outcomes (prediction and label) have event times in the window."""
+    return await SignalReadRepository(session).count_joined(
+        product_id=product_id, since=since, until=until
     )
 
 
