@@ -203,6 +203,29 @@ ProductLabel = Annotated[
 _WEBHOOK_ERRORS = responses(400, 401, 403, 413, 415, 422)
 
 
+async def _receive(
+    payload: AlertmanagerPayload,
+    source: AlertSource,
+    product_label: str,
+    session: AsyncSession,
+    principal: Principal,
+    request: Request,
+    background: BackgroundTasks,
+) -> WebhookResult:
+    """Store a notification; products whose alert state changed are evaluated after the commit."""
+    result = await signal_service.ingest_alerts(
+        session,
+        principal=principal,
+        payload=payload,
+        source=source,
+        product_label=product_label,
+        now=utcnow(),
+    )
+    for product_id in result._changed_product_ids:
+        background.add_task(notify_ingested, request.app.state, product_id)
+    return result
+
+
 @webhooks_router.post(
     "/alertmanager",
     response_model=WebhookResult,
@@ -219,17 +242,10 @@ async def alertmanager_webhook(
     product_label: ProductLabel = None,
 ) -> WebhookResult:
     """Receive a Prometheus Alertmanager notification (webhook version 4)."""
-    result = await signal_service.ingest_alerts(
-        session,
-        principal=principal,
-        payload=body,
-        source=AlertSource.alertmanager,
-        product_label=product_label or settings.alert_product_label,
-        now=utcnow(),
+    label = product_label or settings.alert_product_label
+    return await _receive(
+        body, AlertSource.alertmanager, label, session, principal, request, background
     )
-    for product_id in result._changed_product_ids:
-        background.add_task(notify_ingested, request.app.state, product_id)
-    return result
 
 
 @webhooks_router.post(
@@ -248,14 +264,5 @@ async def grafana_webhook(
     product_label: ProductLabel = None,
 ) -> WebhookResult:
     """Receive a Grafana alerting webhook notification."""
-    result = await signal_service.ingest_alerts(
-        session,
-        principal=principal,
-        payload=body,
-        source=AlertSource.grafana,
-        product_label=product_label or settings.alert_product_label,
-        now=utcnow(),
-    )
-    for product_id in result._changed_product_ids:
-        background.add_task(notify_ingested, request.app.state, product_id)
-    return result
+    label = product_label or settings.alert_product_label
+    return await _receive(body, AlertSource.grafana, label, session, principal, request, background)
