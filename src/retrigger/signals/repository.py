@@ -133,7 +133,7 @@ class SignalRepository:
             assert driver is not None
             await driver.copy_records_to_table(
                 "metric_points",
-                records=_copy_records(product_id, points, received_at),
+                records=metric_records(product_id, points, received_at),
                 columns=METRIC_COLUMNS,
             )
             return
@@ -292,7 +292,7 @@ class SignalRepository:
 _json_text = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-def _copy_records(
+def metric_records(
     product_id: int, points: Sequence[Mapping[str, Any]], received_at: datetime
 ) -> list[tuple[Any, ...]]:
     """COPY rows; labels become JSON text (what the jsonb codec on SQLAlchemy's asyncpg

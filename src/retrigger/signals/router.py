@@ -20,6 +20,7 @@ from retrigger.config import Settings
 from retrigger.db.types import utcnow
 from retrigger.decisions.scheduler import notify_ingested
 from retrigger.schemas import Slug
+from retrigger.signals import fastpath
 from retrigger.signals import service as signal_service
 from retrigger.signals.alert_schemas import (
     AlertmanagerPayload,
@@ -118,6 +119,19 @@ async def ingest_metrics(
     idempotency_key: IdempotencyKey = None,
 ) -> MetricsResult:
     """Store a batch of metric points (all or nothing; up to 100,000 per request)."""
+    key = signal_service.batch_key(idempotency_key, body.batch_id)
+    engine = fastpath.applies(session, body, key)
+    if engine is not None:
+        ref = await fastpath.product(session, principal=principal, name=product)
+        result = await fastpath.ingest_metrics(
+            engine,
+            product=ref,
+            batch=body,
+            now=utcnow(),
+            max_future=timedelta(seconds=settings.signals_max_future_seconds),
+        )
+        background.add_task(notify_ingested, request.app.state, ref.id)
+        return result
     return await _ingest(
         signal_service.ingest_metrics,
         product=product,

@@ -6,7 +6,7 @@ nothing, and the request's unit of work commits it before the 2xx leaves.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ from retrigger.signals.repository import ProductRef, SignalRepository
 from retrigger.signals.schemas import (
     IngestResult,
     MetricBatchIn,
+    MetricPointIn,
     MetricsResult,
     OutcomeBatchIn,
     OutcomesResult,
@@ -105,16 +106,8 @@ async def ingest_metrics(
     repo = SignalRepository(session)
 
     async def produce() -> MetricsResult:
-        limit = now + max_future
-        errors = codec.ErrorList()
         points = batch.points
-        for i, p in enumerate(points):
-            t = p.get("time")
-            if t is None:
-                p["time"] = now
-            elif t > limit:
-                errors.add(("body", "points", i, "time"), _future_msg(max_future), "future_time")
-        errors.raise_if_any("metric points rejected")
+        check_metric_times(points, now=now, max_future=max_future)
         await repo.insert_metric_points(product_id=product.id, points=points, received_at=now)
         return MetricsResult(accepted=len(points), batch_id=key, received_at=now)
 
@@ -127,6 +120,21 @@ async def ingest_metrics(
         model=MetricsResult,
         produce=produce,
     )
+
+
+def check_metric_times(
+    points: Sequence[MetricPointIn], *, now: datetime, max_future: timedelta
+) -> None:
+    """Default missing event times to ``now``; refuse times too far in the future (422)."""
+    limit = now + max_future
+    errors = codec.ErrorList()
+    for i, p in enumerate(points):
+        t = p.get("time")
+        if t is None:
+            p["time"] = now
+        elif t > limit:
+            errors.add(("body", "points", i, "time"), _future_msg(max_future), "future_time")
+    errors.raise_if_any("metric points rejected")
 
 
 def _future_msg(max_future: timedelta) -> str:
