@@ -12,7 +12,7 @@ from retrigger import __version__, metrics
 from retrigger.api import errors as api_errors
 from retrigger.api.health import router as health_router
 from retrigger.api.middleware import BodyLimitMiddleware, RequestContextMiddleware, RouteTemplates
-from retrigger.api.router import api_router
+from retrigger.api.router import include_api
 from retrigger.config import Settings, get_settings
 from retrigger.db.session import Database
 
@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     metrics.DB_POOL.pool = db.engine.pool
     api_errors.install(app)
     app.include_router(health_router)
-    app.include_router(api_router)
+    include_api(app)
     # outermost first: request context sees every response, including 413s
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     templates = RouteTemplates(lambda: list(app.openapi().get("paths", {})))

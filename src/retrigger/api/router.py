@@ -1,6 +1,6 @@
-"""The ``/v1`` router: one explicit list of domain routers."""
+"""The ``/v1`` API: one explicit list of domain routers, mounted under ``API_PREFIX``."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 
 from retrigger.audit.router import router as audit_router
 from retrigger.auth.router import router as api_keys_router
@@ -13,8 +13,9 @@ from retrigger.signals.router import router as signals_router
 from retrigger.signals.router import webhooks_router
 from retrigger.teams.router import router as teams_router
 
-api_router = APIRouter(prefix="/v1")
-for _router in (
+API_PREFIX = "/v1"
+
+ROUTERS: tuple[APIRouter, ...] = (
     teams_router,
     api_keys_router,
     products_router,
@@ -27,5 +28,11 @@ for _router in (
     references_router,
     evaluate_router,
     decisions_router,
-):
-    api_router.include_router(_router)
+)
+
+
+def include_api(app: FastAPI) -> None:
+    """Include every domain router directly in the app (one level of routers: each extra
+    nesting level is walked again on every request)."""
+    for router in ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
