@@ -292,6 +292,19 @@ class TestDecisionsApi:
         assert none.json()["items"] == []
         assert (await admin.get("/v1/decisions/999999")).status_code == 404
 
+    async def test_at_needs_a_dry_run(self, admin: httpx.AsyncClient) -> None:
+        await setup_product(admin, [ALWAYS])
+        r = await admin.post("/v1/products/p:evaluate", json={"at": iso(now())})
+        assert r.status_code == 422
+        assert r.json()["errors"][0]["loc"] == ["body", "at"]
+
+    async def test_candidate_policy_errors_name_the_path(self, admin: httpx.AsyncClient) -> None:
+        await setup_product(admin, [ALWAYS])
+        candidate = {"rules": [{"id": "x", "type": "data_drift", "alpha": 2}]}
+        r = await admin.post("/v1/products/p:evaluate", json={"policy": candidate})
+        assert r.status_code == 422
+        assert ["body", "policy", "rules", 0, "alpha"] in [e["loc"] for e in r.json()["errors"]]
+
     async def test_no_policy_is_409(self, admin: httpx.AsyncClient) -> None:
         await admin.post("/v1/teams", json={"name": "ml"})
         await admin.post("/v1/products", json={"name": "bare", "team": "ml"})
