@@ -11,19 +11,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Self
 
-import anyio
 from pydantic import AwareDatetime, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrigger.auth.scopes import Principal
-from retrigger.decisions.guards import GuardContext, apply_guards
-from retrigger.decisions.inputs import build_inputs
 from retrigger.decisions.repository import DecisionRepository, get_state
 from retrigger.decisions.schemas import Outcome
-from retrigger.decisions.service import resolve_policy
+from retrigger.decisions.service import resolve_policy, run_step
 from retrigger.decisions.state import StateView
 from retrigger.errors import InvalidConfig
-from retrigger.evaluation import evaluate_policy
 from retrigger.policies import service as policy_service
 from retrigger.policies.durations import format_duration, parse_duration
 from retrigger.policies.resolve import EffectivePolicy
@@ -120,45 +116,31 @@ async def run(
     previous: datetime | None = None
     at = request.start
     while at <= request.end:
-        inputs, meta = await build_inputs(
+        step = await run_step(
             session,
             product=product,
             policy=body,
-            state=view,
+            view=view,
             now=at,
             replay_since=previous,
             replay=True,
         )
-        result = await anyio.to_thread.run_sync(evaluate_policy, body, inputs, at)
-        outcome = Outcome(result.outcome)
-        suppressed_by = None
-        reason = result.reason
+        result, outcome = step.result, step.outcome
         if outcome is Outcome.fired:
-            ctx = GuardContext(
-                now=at,
-                settings=body.guards,
-                fired_at=view.fired_at,
-                new_labelled_samples=meta.new_labelled_samples,
-            )
-            _, blocking = apply_guards(ctx)
-            if blocking is not None:
-                outcome, suppressed_by = Outcome.suppressed, blocking.guard
-                reason = f"{reason}; suppressed by {blocking.guard}: {blocking.reason}"
-            else:
-                retrain_times.append(at)
+            retrain_times.append(at)
         view.advance(
             result.findings,
             fired=outcome is Outcome.fired,
             now=at,
-            detector_configs=meta.detector_configs,
+            detector_configs=step.meta.detector_configs,
         )
         steps.append(
             BacktestStep(
                 at=at,
                 outcome=outcome,
                 fired_rules=list(result.fired_rules),
-                suppressed_by=suppressed_by,
-                reason=reason,
+                suppressed_by=step.suppressed_by,
+                reason=step.reason,
             )
         )
         previous = at
@@ -166,8 +148,8 @@ async def run(
 
     actual = await DecisionRepository(session).between(product.id, request.start, request.end)
     outcomes: dict[str, int] = {}
-    for step in steps:
-        outcomes[step.outcome.value] = outcomes.get(step.outcome.value, 0) + 1
+    for replayed in steps:
+        outcomes[replayed.outcome.value] = outcomes.get(replayed.outcome.value, 0) + 1
     return BacktestResult(
         policy_fingerprint=fp,
         start=request.start,

@@ -16,12 +16,12 @@ from typing import Any
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from retrigger.auth.scopes import Principal
+from retrigger.auth.scopes import SYSTEM, Principal
 from retrigger.db.types import utcnow
 from retrigger.decisions import repository as decision_repo
 from retrigger.decisions.errors import DecisionNotFound, NoPolicy
 from retrigger.decisions.guards import GuardContext, apply_guards
-from retrigger.decisions.inputs import build_inputs, mark_processed
+from retrigger.decisions.inputs import InputsMeta, build_inputs, mark_processed
 from retrigger.decisions.models import Decision
 from retrigger.decisions.repository import DecisionRepository
 from retrigger.decisions.schemas import DecisionRead, DecisionSummary, Outcome, Trigger
@@ -51,7 +51,7 @@ async def resolve_policy(
     if candidate is None:
         try:
             _, version = await policy_service.get_policy_version(
-                session, principal=_system(), product_name=product.name
+                session, principal=SYSTEM, product_name=product.name
             )
         except PolicyNotFound:
             raise NoPolicy(f"product '{product.name}' has no policy yet") from None
@@ -72,10 +72,54 @@ async def resolve_policy(
     return ResolvedPolicy(effective.policy, None, fingerprint(spec))
 
 
-def _system() -> Principal:
-    from retrigger.auth.scopes import SYSTEM
+@dataclass(frozen=True)
+class Step:
+    """One evaluation at one time, guards applied; shared by live evaluations and backtests."""
 
-    return SYSTEM
+    result: PolicyEvaluation
+    outcome: Outcome
+    reason: str
+    suppressed_by: str | None
+    verdicts: list[dict[str, Any]]
+    meta: InputsMeta
+
+
+async def run_step(
+    session: AsyncSession,
+    *,
+    product: Product,
+    policy: PolicyBody,
+    view: StateView,
+    now: datetime,
+    replay_since: datetime | None = None,
+    replay: bool = False,
+) -> Step:
+    """Read the windows, evaluate off the event loop, then let the guards speak."""
+    inputs, meta = await build_inputs(
+        session,
+        product=product,
+        policy=policy,
+        state=view,
+        now=now,
+        replay_since=replay_since,
+        replay=replay,
+    )
+    result: PolicyEvaluation = await anyio.to_thread.run_sync(evaluate_policy, policy, inputs, now)
+    outcome, reason = Outcome(result.outcome), result.reason
+    if outcome is not Outcome.fired:
+        return Step(result, outcome, reason, None, [], meta)
+    ctx = GuardContext(
+        now=now,
+        settings=policy.guards,
+        fired_at=view.fired_at,
+        new_labelled_samples=meta.new_labelled_samples,
+    )
+    verdicts, blocking = apply_guards(ctx)
+    suppressed_by = None
+    if blocking is not None:
+        outcome, suppressed_by = Outcome.suppressed, blocking.guard
+        reason = f"{reason}; suppressed by {blocking.guard}: {blocking.reason}"
+    return Step(result, outcome, reason, suppressed_by, [v.as_dict() for v in verdicts], meta)
 
 
 async def evaluate(
@@ -96,28 +140,8 @@ async def evaluate(
     else:
         state = await decision_repo.lock_state(session, product.id)
     view = StateView.from_row(state)
-    inputs, meta = await build_inputs(
-        session, product=product, policy=policy.body, state=view, now=now
-    )
-    result: PolicyEvaluation = await anyio.to_thread.run_sync(
-        evaluate_policy, policy.body, inputs, now
-    )
-    outcome = Outcome(result.outcome)
-    verdicts: list[dict[str, Any]] = []
-    suppressed_by: str | None = None
-    reason = result.reason
-    if outcome is Outcome.fired:
-        ctx = GuardContext(
-            now=now,
-            settings=policy.body.guards,
-            fired_at=view.fired_at,
-            new_labelled_samples=meta.new_labelled_samples,
-        )
-        all_verdicts, blocking = apply_guards(ctx)
-        verdicts = [v.as_dict() for v in all_verdicts]
-        if blocking is not None:
-            outcome, suppressed_by = Outcome.suppressed, blocking.guard
-            reason = f"{reason}; suppressed by {blocking.guard}: {blocking.reason}"
+    step = await run_step(session, product=product, policy=policy.body, view=view, now=now)
+    result, outcome, meta = step.result, step.outcome, step.meta
     findings = [f.as_dict() for f in result.findings]
     fired_types = sorted({f["type"] for f in findings if f["rule_id"] in result.fired_rules})
     decision = Decision(
@@ -125,8 +149,8 @@ async def evaluate(
         evaluated_at=now,
         trigger=trigger.value,
         outcome=outcome.value,
-        reason=reason,
-        suppressed_by=suppressed_by,
+        reason=step.reason,
+        suppressed_by=step.suppressed_by,
         requires_approval=outcome is Outcome.fired and policy.body.guards.require_approval,
         policy_version=policy.version,
         policy_fingerprint=policy.fingerprint,
@@ -134,7 +158,7 @@ async def evaluate(
         fired_rules=list(result.fired_rules),
         fired_types="," + ",".join(fired_types) + "," if fired_types else "",
         findings=findings,
-        guards=verdicts,
+        guards=step.verdicts,
         inputs=meta.as_dict(),
         created_by=actor,
         created_at=utcnow(),
@@ -152,7 +176,7 @@ async def evaluate(
         await DecisionRepository(session).add(decision)
         from retrigger import metrics
 
-        metrics.observe_decision(outcome.value, suppressed_by)
+        metrics.observe_decision(outcome.value, step.suppressed_by)
     return to_read(decision, product.name, dry_run=dry_run)
 
 

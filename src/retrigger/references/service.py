@@ -229,6 +229,7 @@ async def _activate(
     reference.activated_at = utcnow()
     await session.flush()
     if reference.trained_at is not None:
+        # imported here: decisions reads references to evaluate, so a top-level import would cycle
         from retrigger.decisions import service as decision_service
 
         await decision_service.note_model_trained(
