@@ -73,8 +73,25 @@ class PayloadTooLarge(RetriggerError):
 
 
 class OrchestratorUnavailable(RetriggerError):
+    """Retryable: timeout, connection error, 5xx, 429 or a malformed answer.
+
+    ``retry_after`` carries the orchestrator's ``Retry-After`` (seconds) when it sent one.
+    """
+
     status_code = 503
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: Sequence[dict[str, Any]] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, errors=errors)
+        self.retry_after = retry_after
 
 
 class OrchestratorRejected(RetriggerError):
+    """Terminal: the orchestrator refused the request (4xx other than 408/429); never retried."""
+
     status_code = 502

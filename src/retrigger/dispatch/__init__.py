@@ -1,0 +1,1 @@
+"""From decisions to orchestrator runs: runs, connections, the dispatcher and the adapters."""

@@ -1,0 +1,194 @@
+"""Webhook adapter: a signed ``retrigger.run.requested`` event POSTed to any HTTP endpoint.
+
+Events follow the Standard Webhooks scheme: ``webhook-id`` (the idempotency key, so the receiver
+dedupes retries), ``webhook-timestamp`` and ``webhook-signature``. :func:`sign` and :func:`verify`
+are public so inbound signed callbacks are checked the same way. Status arrives by callback only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from retrigger.dispatch.orchestrators.base import (
+    AuthType,
+    Orchestrator,
+    RemoteStatus,
+    RetrainRequest,
+    RunRef,
+    RunState,
+    launch_context,
+)
+from retrigger.errors import InvalidConfig, OrchestratorRejected, Unauthenticated
+
+REQUESTED = "retrigger.run.requested"
+CANCELLED = "retrigger.run.cancelled"
+SECRET_PREFIX = "whsec_"
+
+
+class InvalidSignature(Unauthenticated):
+    """A signed webhook whose headers are missing, stale, or whose signature does not match."""
+
+
+class WebhookOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cancel_path: str | None = Field(None, pattern=r"^(/([^/].*)?)?$")
+    """Path (under the base URL) receiving a signed ``retrigger.run.cancelled`` event; without
+    it, cancelling a run tells the receiver nothing."""
+
+
+def _key_bytes(secret: str) -> bytes:
+    if not secret.startswith(SECRET_PREFIX):
+        return secret.encode()
+    try:
+        return base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+    except binascii.Error as exc:
+        raise InvalidConfig("a whsec_ webhook secret must be base64 after its prefix") from exc
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value: ``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body``."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(_key_bytes(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def verify(
+    secret: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    tolerance_seconds: float = 300,
+    *,
+    now: float | None = None,
+) -> None:
+    """Check a Standard Webhooks signature; raise InvalidSignature unless one matches in time."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    msg_id = lowered.get("webhook-id")
+    stamp = lowered.get("webhook-timestamp")
+    signatures = lowered.get("webhook-signature")
+    if not msg_id or not stamp or not signatures:
+        raise InvalidSignature("missing webhook-id, webhook-timestamp or webhook-signature")
+    try:
+        timestamp = int(stamp)
+    except ValueError as exc:
+        raise InvalidSignature("webhook-timestamp is not unix seconds") from exc
+    current = time.time() if now is None else now
+    if abs(current - timestamp) > tolerance_seconds:
+        raise InvalidSignature("webhook-timestamp is outside the tolerance (replay?)")
+    expected = sign(secret, msg_id, timestamp, body).encode()
+    # Several space-separated signatures are allowed (secret rotation); any v1 match will do.
+    for candidate in signatures.split():
+        if candidate.startswith("v1,") and hmac.compare_digest(candidate.encode(), expected):
+            return
+    raise InvalidSignature("no webhook-signature matches")
+
+
+class WebhookOrchestrator(Orchestrator):
+    kind = "webhook"
+    options_model = WebhookOptions
+    auth_types = frozenset({AuthType.WEBHOOK_SECRET, AuthType.BEARER})
+    reports_status = False
+
+    @property
+    def options(self) -> WebhookOptions:
+        assert isinstance(self.connection.options, WebhookOptions)
+        return self.connection.options
+
+    async def submit(self, request: RetrainRequest) -> RunRef:
+        key = request.idempotency_key
+        data = {
+            **launch_context(request),
+            "idempotency_key": key,
+            "pipeline": request.pipeline,
+            "parameters": dict(request.parameters),
+        }
+        response = await self._send(_path(request.pipeline), key, REQUESTED, data)
+        ref_data = {"idempotency_key": key, "product": request.product, "run_id": request.run_id}
+        return RunRef(external_id=_answered_id(response) or key, url=None, data=ref_data)
+
+    async def get_status(self, ref: RunRef) -> RemoteStatus:
+        return RemoteStatus(RunState.RUNNING, "waiting for callback")
+
+    async def cancel(self, ref: RunRef) -> None:
+        if self.options.cancel_path is None:
+            return
+        key = str(ref.data.get("idempotency_key", ref.external_id))
+        data = {**ref.data, "idempotency_key": key, "external_id": ref.external_id}
+        # 404/409/410: the receiver no longer knows the run or it already ended.
+        await self._send(
+            self.options.cancel_path, f"{key}-cancelled", CANCELLED, data, allow=(404, 409, 410)
+        )
+
+    async def _send(
+        self,
+        path: str,
+        msg_id: str,
+        event: str,
+        data: Mapping[str, Any],
+        allow: tuple[int, ...] = (),
+    ) -> httpx.Response | None:
+        now = time.time()
+        payload = {
+            "type": event,
+            "timestamp": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"),
+            "data": data,
+        }
+        body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now)),
+        }
+        if self.connection.auth is AuthType.WEBHOOK_SECRET:
+            if self.connection.secret is None:
+                raise OrchestratorRejected("webhook: the connection has no signing secret")
+            secret = self.connection.secret.get_secret_value()
+            try:
+                headers["webhook-signature"] = sign(secret, msg_id, int(now), body)
+            except InvalidConfig as exc:
+                raise OrchestratorRejected(f"webhook: {exc.message}") from exc
+        # httpx would add a trailing slash to the base URL for an empty path; some receivers 404.
+        url = path or self.connection.base_url
+        response = await self.request("POST", url, content=body, headers=headers, allow=allow)
+        if response.status_code in allow:
+            return None
+        if not 200 <= response.status_code < 300:
+            raise OrchestratorRejected(
+                f"webhook: POST {path or '/'} answered {response.status_code}, not 2xx"
+            )
+        return response
+
+
+def _path(pipeline: str) -> str:
+    """The pipeline as a path under the base URL; never another host (the secret would leak)."""
+    if pipeline and (not pipeline.startswith("/") or pipeline.startswith("//")):
+        raise OrchestratorRejected(f"webhook: pipeline {pipeline!r} is not a path like /hooks/x")
+    return pipeline
+
+
+def _answered_id(response: httpx.Response | None) -> str | None:
+    """The receiver's own id for the run (``id`` or ``run_id`` of a JSON answer), if any."""
+    if response is None:
+        return None
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None  # receivers often answer plain text or nothing; the key then names the run
+    if not isinstance(body, dict):
+        return None
+    for name in ("id", "run_id"):
+        value = body.get(name)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            return str(value)
+    return None

@@ -1,0 +1,147 @@
+"""In-process fake orchestrator servers for the contract suite, one module per kind.
+
+Every module of this package exposes ``make_server() -> Server``; :func:`discover` finds them, so a
+new adapter joins ``test_contract.py`` by adding ``servers/<kind>.py``.
+
+A server may set ``SKIPS`` (a frozenset of :data:`CAPABILITIES` names) for contract cases that
+cannot apply to its kind, e.g. the ``fake`` kind makes no HTTP call at all; and ``PARAMETERS``
+(a dict) when the suite's default parameters are not valid for its pipeline (Dagster run config).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+import httpx
+
+from retrigger.dispatch.orchestrators import get_orchestrator
+from retrigger.dispatch.orchestrators.base import (
+    ConnectionConfig,
+    Orchestrator,
+    RunState,
+    make_client,
+)
+
+CAPABILITIES: Final = frozenset({"http", "finish", "cancel"})
+"""Contract areas a server may opt out of: ``http`` (failure injection, raising transport),
+``finish`` (the remote run can be driven to an end), ``cancel`` (the kind can stop a run)."""
+
+
+class Server(Protocol):
+    """A stateful fake of one orchestrator's documented HTTP API, served by ``httpx.MockTransport``.
+
+    Attributes
+    ----------
+    kind : the adapter kind (``get_orchestrator(kind)`` gives the class under test).
+    connection : the connection the adapter is built with, ``options`` already parsed.
+    pipeline : a pipeline reference this server knows (``RetrainRequest.pipeline``).
+    launched : how many pipeline runs were really started so far.
+
+    A server plays the orchestrator's workers too: a cancel request it accepts ends the run as
+    cancelled at once, so the suite can check ``cancel`` then ``get_status`` without waiting.
+    """
+
+    kind: str
+    connection: ConnectionConfig
+    pipeline: str
+
+    @property
+    def launched(self) -> int: ...
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        """Answer one request as the orchestrator would (synchronous, keeps state)."""
+        ...
+
+    def fail_next(self, status: int, times: int = 1, headers: dict[str, str] | None = None) -> None:
+        """Answer the next ``times`` requests, whatever they are, with ``status``."""
+        ...
+
+    def finish(self, external_id: str, state: RunState) -> None:
+        """Drive the remote run ``external_id`` to ``state``: SUCCEEDED or FAILED.
+
+        Cancellation goes through the adapter's ``cancel`` instead, so kinds without a cancelled
+        state of their own (Airflow) need not invent one here.
+        """
+        ...
+
+
+@dataclass
+class InjectedFailures:
+    """The queue behind ``fail_next``: a handler returns :meth:`take`'s answer when it has one."""
+
+    _pending: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+
+    def push(self, status: int, times: int = 1, headers: dict[str, str] | None = None) -> None:
+        """Queue ``times`` answers of ``status``."""
+        self._pending.extend([(status, dict(headers or {}))] * times)
+
+    def take(self) -> httpx.Response | None:
+        """The next injected answer, or None when the server should answer for real."""
+        if not self._pending:
+            return None
+        status, headers = self._pending.pop(0)
+        return httpx.Response(status, headers=headers, json={"detail": f"injected {status}"})
+
+
+def connect(server: Server, transport: httpx.AsyncBaseTransport | None = None) -> Orchestrator:
+    """The adapter of ``server.kind`` wired to ``server`` (or to ``transport``); close its http.
+
+    Each request first yields to the event loop, as a real network round trip does, so that
+    concurrent submissions interleave their requests instead of running one after the other.
+    """
+
+    async def interleaved(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0)
+        return server.handler(request)
+
+    cls = get_orchestrator(server.kind)
+    transport = transport or httpx.MockTransport(interleaved)
+    return cls(server.connection, make_client(cls, server.connection, transport=transport))
+
+
+DEFAULT_PARAMETERS: Final = {"epochs": 3, "learning_rate": 0.01}
+
+
+def parameters(server: Server) -> dict[str, Any]:
+    """The rendered parameters the suite submits to ``server`` (its ``PARAMETERS`` if set)."""
+    return dict(getattr(server, "PARAMETERS", DEFAULT_PARAMETERS))
+
+
+def skips(server: Server) -> frozenset[str]:
+    """The contract areas ``server`` opts out of (its ``SKIPS`` attribute, empty by default)."""
+    declared: frozenset[str] = frozenset(getattr(server, "SKIPS", frozenset()))
+    unknown = declared - CAPABILITIES
+    if unknown:
+        raise ValueError(f"{server.kind} server skips unknown areas: {sorted(unknown)}")
+    return declared
+
+
+def _broken(name: str, error: Exception) -> Callable[[], Server]:
+    def make_server() -> Server:
+        raise RuntimeError(f"servers/{name}.py does not import") from error
+
+    return make_server
+
+
+def discover() -> dict[str, Callable[[], Server]]:
+    """Every ``make_server`` of this package, by module name.
+
+    A module that fails to import yields a factory raising its error, so only its own contract
+    cases fail instead of the whole suite's collection.
+    """
+    found: dict[str, Callable[[], Server]] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        try:
+            module = importlib.import_module(f"{__name__}.{info.name}")
+        except Exception as exc:  # reported when the factory is called, see docstring
+            found[info.name] = _broken(info.name, exc)
+            continue
+        make = getattr(module, "make_server", None)
+        if callable(make):
+            found[info.name] = make
+    return found

@@ -1,0 +1,79 @@
+"""A fake webhook receiver that verifies Standard Webhooks signatures and dedupes by webhook-id."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from retrigger.dispatch.orchestrators.base import AuthType, ConnectionConfig, RunState
+from retrigger.dispatch.orchestrators.webhook import InvalidSignature, WebhookOptions, verify
+from tests.dispatch.orchestrators.servers import InjectedFailures
+
+SECRET = "whsec_" + base64.b64encode(b"retrigger-test-signing-key-32byt").decode()
+HOOK = "/hooks/retrain"
+CANCEL = "/hooks/cancel"
+
+
+class WebhookServer:
+    """Accepts ``retrigger.run.requested`` at HOOK and ``retrigger.run.cancelled`` at CANCEL."""
+
+    kind = "webhook"
+    pipeline = HOOK
+    # A webhook run ends by its callback into retrigger; nothing here can be polled or driven.
+    SKIPS = frozenset({"finish"})
+
+    def __init__(self, options: WebhookOptions | None = None) -> None:
+        self.connection = ConnectionConfig(
+            name=f"webhook-{uuid.uuid4().hex[:8]}",
+            kind="webhook",
+            base_url="https://ml-platform.test/api",
+            auth=AuthType.WEBHOOK_SECRET,
+            secret=SecretStr(SECRET),
+            options=options or WebhookOptions(cancel_path=CANCEL),
+        )
+        self.jobs: dict[str, dict[str, Any]] = {}
+        """Accepted events by webhook-id, with the receiver's job id."""
+        self.cancelled: list[dict[str, Any]] = []
+        self.requests: list[httpx.Request] = []
+        self._failures = InjectedFailures()
+
+    @property
+    def launched(self) -> int:
+        return len(self.jobs)
+
+    def fail_next(self, status: int, times: int = 1, headers: dict[str, str] | None = None) -> None:
+        self._failures.push(status, times, headers)
+
+    def finish(self, external_id: str, state: RunState) -> None:
+        raise NotImplementedError("a webhook run reports its end by callback")
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        injected = self._failures.take()
+        if injected is not None:
+            return injected
+        path = request.url.path.removeprefix("/api")
+        if request.method != "POST" or path not in (HOOK, CANCEL):
+            return httpx.Response(404, text="not found")
+        try:
+            verify(SECRET, request.headers, request.content)
+        except InvalidSignature as exc:
+            return httpx.Response(401, json={"error": exc.message})
+        event = json.loads(request.content)
+        msg_id = request.headers["webhook-id"]
+        if path == CANCEL:
+            self.cancelled.append(event)
+            return httpx.Response(200, text="ok")
+        if event.get("type") != "retrigger.run.requested":
+            return httpx.Response(400, json={"error": "unexpected event type"})
+        job = self.jobs.setdefault(msg_id, {"id": f"job-{len(self.jobs) + 1}", "event": event})
+        return httpx.Response(202, json={"id": job["id"], "status": "accepted"})
+
+
+def make_server() -> WebhookServer:
+    return WebhookServer()

@@ -1,0 +1,359 @@
+"""The Dagster adapter against a fake of the Dagster webserver's GraphQL API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from retrigger.dispatch.orchestrators.base import (
+    AuthType,
+    Orchestrator,
+    RetrainRequest,
+    RunRef,
+    RunState,
+)
+from retrigger.dispatch.orchestrators.dagster import RUN_KEY_TAG, DagsterOrchestrator
+from retrigger.errors import InvalidConfig, OrchestratorRejected, OrchestratorUnavailable
+from tests.dispatch.orchestrators.servers import connect
+from tests.dispatch.orchestrators.servers.dagster import (
+    BASE_URL,
+    JOB,
+    LOCATION,
+    REPOSITORY,
+    DagsterServer,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+CONTEXT = {"product": "fraud-scorer", "decision_id": 7, "run_id": 42, "reasons": ["data_drift"]}
+RUN_CONFIG = {"ops": {"train": {"config": {"epochs": 3}}}}
+REQUEST = RetrainRequest(
+    idempotency_key="retrigger-run-42",
+    run_id=42,
+    product="fraud-scorer",
+    pipeline=JOB,
+    parameters=RUN_CONFIG,
+    context=CONTEXT,
+)
+
+
+@pytest.fixture
+def server() -> DagsterServer:
+    return DagsterServer()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def adapter(server: DagsterServer) -> AsyncIterator[Orchestrator]:
+    orchestrator = connect(server)
+    yield orchestrator
+    await orchestrator.http.aclose()
+
+
+async def submitted(server: DagsterServer, adapter: Orchestrator) -> RunRef:
+    ref = await adapter.submit(REQUEST)
+    server.requests.clear()
+    return ref
+
+
+def tags_of(variables: dict[str, Any]) -> dict[str, str]:
+    tags = variables["executionParams"]["executionMetadata"]["tags"]
+    return {t["key"]: t["value"] for t in tags}
+
+
+def typed(field: str, typename: str, **fields: Any) -> dict[str, Any]:
+    return {"data": {field: {"__typename": typename, **fields}}}
+
+
+class TestSubmit:
+    async def test_looks_up_the_key_then_launches(
+        self, server: DagsterServer, adapter: Orchestrator
+    ) -> None:
+        ref = await adapter.submit(REQUEST)
+
+        assert all(
+            (r.method, r.url.path) == ("POST", "/graphql") and "authorization" not in r.headers
+            for r in server.requests
+        )
+        (find, find_vars), (launch, launch_vars) = server.operations()
+        assert (find, launch) == ("runsOrError", "launchRun")
+        assert find_vars == {
+            "filter": {"tags": [{"key": RUN_KEY_TAG, "value": "retrigger-run-42"}]}
+        }
+        params = launch_vars["executionParams"]
+        assert params["selector"] == {
+            "repositoryLocationName": LOCATION,
+            "repositoryName": REPOSITORY,
+            "jobName": JOB,
+        }
+        assert params["runConfigData"] == RUN_CONFIG
+        tags = tags_of(launch_vars)
+        assert tags[RUN_KEY_TAG] == "retrigger-run-42"
+        assert tags["retrigger/product"] == "fraud-scorer"
+        assert json.loads(tags["retrigger/context"]) == CONTEXT
+        (run_id,) = server.runs
+        assert ref == RunRef(external_id=run_id, url=f"{BASE_URL}/runs/{run_id}", data={"job": JOB})
+
+    async def test_existing_run_with_the_key_is_returned(
+        self, server: DagsterServer, adapter: Orchestrator
+    ) -> None:
+        first = await submitted(server, adapter)
+        again = await adapter.submit(REQUEST)
+        assert [field for field, _ in server.operations()] == ["runsOrError"]
+        assert again == first
+        assert server.launched == 1
+
+    async def test_parameters_as_tags(self) -> None:
+        server = DagsterServer(parameters_as="tags")
+        adapter = connect(server)
+        request = RetrainRequest(
+            "retrigger-run-1", 1, "fraud-scorer", JOB, {"epochs": 3, "dataset": "s3://d/x"}
+        )
+        await adapter.submit(request)
+        await adapter.http.aclose()
+        _, (_, launch_vars) = server.operations()
+        assert launch_vars["executionParams"]["runConfigData"] == {}
+        tags = tags_of(launch_vars)
+        assert tags["retrigger/param/epochs"] == "3"
+        assert tags["retrigger/param/dataset"] == "s3://d/x"
+
+    @pytest.mark.parametrize(
+        ("result", "error"),
+        [
+            (
+                {"__typename": "PipelineNotFoundError", "message": "Could not find Pipeline x"},
+                OrchestratorRejected,
+            ),
+            ({"__typename": "InvalidSubsetError", "message": "bad subset"}, OrchestratorRejected),
+            ({"__typename": "UnauthorizedError", "message": "no launch"}, OrchestratorRejected),
+            ({"__typename": "InvalidStepError", "invalidStepKey": "s"}, OrchestratorRejected),
+            ({"__typename": "PythonError", "message": "boom"}, OrchestratorUnavailable),
+        ],
+    )
+    async def test_typed_launch_errors(
+        self,
+        server: DagsterServer,
+        adapter: Orchestrator,
+        result: dict[str, Any],
+        error: type[Exception],
+    ) -> None:
+        server.answer_next({"data": {"runsOrError": {"__typename": "Runs", "results": []}}})
+        server.answer_next({"data": {"launchRun": result}})
+        with pytest.raises(error, match=result["__typename"]):
+            await adapter.submit(REQUEST)
+
+    async def test_unknown_job_is_rejected(
+        self, server: DagsterServer, adapter: Orchestrator
+    ) -> None:
+        request = RetrainRequest("k", 1, "p", "no_such_job", RUN_CONFIG)
+        with pytest.raises(OrchestratorRejected, match="PipelineNotFoundError"):
+            await adapter.submit(request)
+        assert server.launched == 0
+
+    async def test_invalid_run_config_is_rejected_with_its_messages(
+        self, server: DagsterServer, adapter: Orchestrator
+    ) -> None:
+        request = RetrainRequest("k", 1, "p", JOB, {"epochs": 3})
+        with pytest.raises(OrchestratorRejected, match='unexpected config entry "epochs"'):
+            await adapter.submit(request)
+
+    async def test_bad_runs_filter_is_rejected(
+        self, server: DagsterServer, adapter: Orchestrator
+    ) -> None:
+        server.answer_next(
+            typed("runsOrError", "InvalidPipelineRunsFilterError", message="bad filter")
+        )
+        with pytest.raises(OrchestratorRejected, match="bad filter"):
+            await adapter.submit(REQUEST)
+
+
+class TestStatus:
+    @pytest.mark.parametrize(
+        ("raw", "state"),
+        [
+            ("QUEUED", RunState.QUEUED),
+            ("NOT_STARTED", RunState.QUEUED),
+            ("STARTING", RunState.QUEUED),
+            ("STARTED", RunState.RUNNING),
+            ("CANCELING", RunState.RUNNING),
+            ("MANAGED", RunState.RUNNING),
+            ("SUCCESS", RunState.SUCCEEDED),
+            ("FAILURE", RunState.FAILED),
+            ("CANCELED", RunState.CANCELLED),
+        ],
+    )
+    async def test_maps_dagster_statuses(
+        self, server: DagsterServer, adapter: Orchestrator, raw: str, state: RunState
+    ) -> None:
+        ref = await submitted(server, adapter)
+        server.runs[ref.external_id]["status"] = raw
+        status = await adapter.get_status(ref)
+        assert status.state is state
+        assert server.operations() == [("runOrError", {"runId": ref.external_id})]
+
+    async def test_unknown_status_is_running_with_the_raw_status(
+        self, server: DagsterServer, adapter: Orchestrator
+    ) -> None:
+        ref = await submitted(server, adapter)
+        server.runs[ref.external_id]["status"] = "HIBERNATING"
+        status = await adapter.get_status(ref)
+        assert status.state is RunState.RUNNING
+        assert "'HIBERNATING'" in status.detail
+
+    async def test_missing_run_is_rejected(self, adapter: Orchestrator) -> None:
+        with pytest.raises(OrchestratorRejected, match="RunNotFoundError"):
+            await adapter.get_status(RunRef(external_id="6b7e9a1c-0000-0000-0000-000000000000"))
+
+    async def test_python_error_is_unavailable(
+        self, server: DagsterServer, adapter: Orchestrator
+    ) -> None:
+        ref = await submitted(server, adapter)
+        server.answer_next(typed("runOrError", "PythonError", message="db locked"))
+        with pytest.raises(OrchestratorUnavailable, match="db locked"):
+            await adapter.get_status(ref)
+
+
+class TestCancel:
+    async def test_terminates_the_run(self, server: DagsterServer, adapter: Orchestrator) -> None:
+        ref = await submitted(server, adapter)
+        await adapter.cancel(ref)
+        assert server.operations() == [("terminateRun", {"runId": ref.external_id})]
+        assert (await adapter.get_status(ref)).state is RunState.CANCELLED
+
+    async def test_finished_run_is_no_error(
+        self, server: DagsterServer, adapter: Orchestrator
+    ) -> None:
+        ref = await submitted(server, adapter)
+        server.finish(ref.external_id, RunState.SUCCEEDED)
+        await adapter.cancel(ref)
+        assert [field for field, _ in server.operations()] == ["terminateRun", "runOrError"]
+        assert server.runs[ref.external_id]["status"] == "SUCCESS"
+
+    async def test_refused_termination_of_a_live_run_is_rejected(
+        self, server: DagsterServer, adapter: Orchestrator
+    ) -> None:
+        ref = await submitted(server, adapter)
+        server.runs[ref.external_id]["status"] = "STARTED"
+        server.answer_next(typed("terminateRun", "TerminateRunFailure", message="no launcher"))
+        with pytest.raises(OrchestratorRejected, match="no launcher"):
+            await adapter.cancel(ref)
+
+    async def test_missing_run_is_rejected(self, adapter: Orchestrator) -> None:
+        with pytest.raises(OrchestratorRejected, match="RunNotFoundError"):
+            await adapter.cancel(RunRef(external_id="6b7e9a1c-0000-0000-0000-000000000000"))
+
+
+class TestErrors:
+    @pytest.mark.parametrize("status", [500, 502, 503])
+    async def test_5xx_is_unavailable(
+        self, server: DagsterServer, adapter: Orchestrator, status: int
+    ) -> None:
+        server.fail_next(status)
+        with pytest.raises(OrchestratorUnavailable):
+            await adapter.submit(REQUEST)
+
+    async def test_429_carries_retry_after(
+        self, server: DagsterServer, adapter: Orchestrator
+    ) -> None:
+        server.fail_next(429, headers={"Retry-After": "3"})
+        with pytest.raises(OrchestratorUnavailable) as caught:
+            await adapter.submit(REQUEST)
+        assert caught.value.retry_after == 3
+
+    async def test_timeout_is_unavailable(self, server: DagsterServer) -> None:
+        def slow(request: httpx.Request) -> httpx.Response:
+            raise httpx.ReadTimeout("timed out", request=request)
+
+        adapter = connect(server, httpx.MockTransport(slow))
+        with pytest.raises(OrchestratorUnavailable, match="timed out"):
+            await adapter.submit(REQUEST)
+        await adapter.http.aclose()
+
+    @pytest.mark.parametrize("status", [400, 401, 403, 404])
+    async def test_4xx_is_rejected(
+        self, server: DagsterServer, adapter: Orchestrator, status: int
+    ) -> None:
+        server.fail_next(status)
+        with pytest.raises(OrchestratorRejected):
+            await adapter.submit(REQUEST)
+
+    async def test_top_level_graphql_errors_are_unavailable(
+        self, server: DagsterServer, adapter: Orchestrator
+    ) -> None:
+        error = {"message": 'Unknown type "RunsFilter".', "locations": [{"line": 2}]}
+        server.answer_next({"data": None, "errors": [error]})
+        with pytest.raises(OrchestratorUnavailable, match='Unknown type "RunsFilter"'):
+            await adapter.submit(REQUEST)
+
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            "<html>gateway</html>",
+            {"data": None},
+            {"data": {"runsOrError": {"results": []}}},
+            {"data": {"runsOrError": {"__typename": "Runs", "results": None}}},
+            {"data": {"runsOrError": {"__typename": "Runs", "results": [{"status": "QUEUED"}]}}},
+            [],
+        ],
+    )
+    async def test_malformed_2xx_is_unavailable(
+        self, server: DagsterServer, adapter: Orchestrator, payload: Any
+    ) -> None:
+        server.answer_next(payload)
+        with pytest.raises(OrchestratorUnavailable, match="malformed"):
+            await adapter.submit(REQUEST)
+        assert server.launched == 0
+
+    async def test_launch_success_without_run_id_is_unavailable(
+        self, server: DagsterServer, adapter: Orchestrator
+    ) -> None:
+        server.answer_next({"data": {"runsOrError": {"__typename": "Runs", "results": []}}})
+        server.answer_next(typed("launchRun", "LaunchRunSuccess", run={"status": "QUEUED"}))
+        with pytest.raises(OrchestratorUnavailable, match="runId"):
+            await adapter.submit(REQUEST)
+
+
+class TestAuth:
+    async def test_bearer_token(self) -> None:
+        server = DagsterServer(auth=AuthType.BEARER, secret="tok")
+        adapter = connect(server)
+        await adapter.submit(REQUEST)
+        await adapter.http.aclose()
+        assert {r.headers["authorization"] for r in server.requests} == {"Bearer tok"}
+
+    async def test_token_in_a_custom_header_for_dagster_plus(self) -> None:
+        server = DagsterServer(
+            auth=AuthType.BEARER, secret="user:tok", api_token_header="Dagster-Cloud-Api-Token"
+        )
+        adapter = connect(server)
+        await adapter.submit(REQUEST)
+        await adapter.http.aclose()
+        assert all(r.headers["dagster-cloud-api-token"] == "user:tok" for r in server.requests)
+        assert all("authorization" not in r.headers for r in server.requests)
+
+
+class TestOptions:
+    async def test_defaults(self) -> None:
+        options = DagsterOrchestrator.parse_options({"repository_location_name": "ml"})
+        assert options.model_dump() == {
+            "repository_location_name": "ml",
+            "repository_name": "__repository__",
+            "parameters_as": "run_config",
+            "api_token_header": None,
+        }
+
+    @pytest.mark.parametrize(
+        "options",
+        [
+            {},
+            {"repository_location_name": "ml", "parameters_as": "env"},
+            {"repository_location_name": "ml", "job": "x"},
+        ],
+    )
+    async def test_invalid_options_are_refused(self, options: dict[str, object]) -> None:
+        with pytest.raises(InvalidConfig):
+            DagsterOrchestrator.parse_options(options)
