@@ -3,9 +3,9 @@
 ``notify(product_id)`` is called after a signal batch commits; the product is evaluated once the
 debounce delay passes without new notifications (a burst of batches costs one evaluation), and
 ingestion never waits for it. The periodic loop evaluates products whose policy has ``staleness``
-or ``schedule`` rules, and runs the retention cleanup hourly; only one process runs it
-(PostgreSQL advisory lock, or a lock file next to the SQLite database), so N replicas do not
-evaluate N times.
+or ``schedule`` rules, refreshes the model-age gauge, and runs the retention cleanup hourly; only
+one process runs it (PostgreSQL advisory lock, or a lock file next to the SQLite database), so N
+replicas do not evaluate N times.
 """
 
 from __future__ import annotations
@@ -109,7 +109,27 @@ class EvaluationScheduler:
             if self._stopping:
                 break
             await self.evaluate(product_id, Trigger.schedule)
+        await self.refresh_model_age()
         return len(products)
+
+    async def refresh_model_age(self) -> None:
+        """Set ``retrigger_model_age_seconds`` of every product whose training time is known."""
+        from sqlalchemy import select
+
+        from retrigger.decisions.models import ProductState
+        from retrigger.products.models import Product
+
+        stmt = (
+            select(Product.name, ProductState.model_trained_at)
+            .join(ProductState, ProductState.product_id == Product.id)
+            .where(ProductState.model_trained_at.is_not(None))
+        )
+        async with self.db.session_scope() as session:
+            rows = (await session.execute(stmt)).all()
+        now = self.now()
+        metrics.set_model_ages(
+            {name: max((now - trained).total_seconds(), 0.0) for name, trained in rows if trained}
+        )
 
     async def cleanup(self) -> dict[str, int]:
         """Delete signals past their retention (``RETRIGGER_RETENTION_*``)."""

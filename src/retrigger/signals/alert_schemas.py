@@ -125,6 +125,8 @@ class WebhookResult(Schema):
     )
     # products whose alert state changed: evaluated in the background after the commit
     _changed_product_ids: list[int] = PrivateAttr(default_factory=list)
+    # product name -> (alert states stored now, redelivered ones), for the ingestion metrics
+    _per_product: dict[str, tuple[int, int]] = PrivateAttr(default_factory=dict)
 
 
 def payload_example(source: AlertSource) -> dict[str, Any]:

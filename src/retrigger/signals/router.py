@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from retrigger import metrics
 from retrigger.api.deps import IngestPrincipal, SessionDep, SettingsDep
 from retrigger.api.problems import responses
 from retrigger.auth.scopes import Principal
@@ -29,11 +30,13 @@ from retrigger.signals.alert_schemas import (
     WebhookResult,
     payload_example,
 )
+from retrigger.signals.errors import IdempotencyKeyReused, SignalRejected
 from retrigger.signals.schemas import (
     METRICS_EXAMPLE,
     OUTCOMES_EXAMPLE,
     SAMPLES_COLUMNS_EXAMPLE,
     SAMPLES_ROWS_EXAMPLE,
+    IngestResult,
     MetricBatchIn,
     MetricsResult,
     OutcomeBatchIn,
@@ -72,9 +75,30 @@ async def _request_hash(request: Request, key: str | None) -> str | None:
 R = TypeVar("R", MetricsResult, SamplesResult, OutcomesResult)
 
 
+def _size(body: MetricBatchIn | SampleBatchIn | OutcomeBatchIn) -> int:
+    """Points, rows or outcomes in a batch."""
+    if isinstance(body, MetricBatchIn):
+        return len(body.points)
+    if isinstance(body, OutcomeBatchIn):
+        return len(body.outcomes)
+    if body.rows is not None:
+        return len(body.rows)
+    return max((len(values) for values in (body.columns or {}).values()), default=0)
+
+
+def _count(kind: str, product: str, result: IngestResult) -> None:
+    """Ingestion metrics of a batch that was stored (or recognised as a retry)."""
+    if result.duplicate:
+        metrics.observe_ingest(kind, product, "duplicate", result.accepted)
+        return
+    metrics.observe_ingest(kind, product, "accepted", result.accepted)
+    metrics.observe_batch_size(kind, result.accepted)
+
+
 async def _ingest(
     ingest: Callable[..., Awaitable[R]],
     *,
+    kind: str,
     product: str,
     body: MetricBatchIn | SampleBatchIn | OutcomeBatchIn,
     request: Request,
@@ -86,16 +110,21 @@ async def _ingest(
 ) -> R:
     """What every batch endpoint does around its own storage step."""
     ref = await signal_service.get_product_for_ingest(session, principal=principal, name=product)
-    key = signal_service.batch_key(idempotency_key, body.batch_id)
-    result = await ingest(
-        session,
-        product=ref,
-        batch=body,
-        key=key,
-        request_hash=await _request_hash(request, key),
-        now=utcnow(),
-        max_future=timedelta(seconds=settings.signals_max_future_seconds),
-    )
+    try:
+        key = signal_service.batch_key(idempotency_key, body.batch_id)
+        result = await ingest(
+            session,
+            product=ref,
+            batch=body,
+            key=key,
+            request_hash=await _request_hash(request, key),
+            now=utcnow(),
+            max_future=timedelta(seconds=settings.signals_max_future_seconds),
+        )
+    except (SignalRejected, IdempotencyKeyReused):
+        metrics.observe_ingest(kind, ref.name, "rejected", _size(body))
+        raise
+    _count(kind, ref.name, result)
     if not result.duplicate:
         # runs after the response, so after the commit: evaluation never delays ingestion
         background.add_task(notify_ingested, request.app.state, ref.id)
@@ -123,17 +152,23 @@ async def ingest_metrics(
     engine = fastpath.applies(session, body, key)
     if engine is not None:
         ref = await fastpath.product(session, principal=principal, name=product)
-        result = await fastpath.ingest_metrics(
-            engine,
-            product=ref,
-            batch=body,
-            now=utcnow(),
-            max_future=timedelta(seconds=settings.signals_max_future_seconds),
-        )
+        try:
+            result = await fastpath.ingest_metrics(
+                engine,
+                product=ref,
+                batch=body,
+                now=utcnow(),
+                max_future=timedelta(seconds=settings.signals_max_future_seconds),
+            )
+        except SignalRejected:
+            metrics.observe_ingest("metrics", ref.name, "rejected", len(body.points))
+            raise
+        _count("metrics", ref.name, result)
         background.add_task(notify_ingested, request.app.state, ref.id)
         return result
     return await _ingest(
         signal_service.ingest_metrics,
+        kind="metrics",
         product=product,
         body=body,
         request=request,
@@ -164,6 +199,7 @@ async def ingest_samples(
     """Store production feature rows, checked against the product's feature schema."""
     return await _ingest(
         signal_service.ingest_samples,
+        kind="samples",
         product=product,
         body=body,
         request=request,
@@ -194,6 +230,7 @@ async def ingest_outcomes(
     """Store predictions and labels; a label sent later joins its prediction by id."""
     return await _ingest(
         signal_service.ingest_outcomes,
+        kind="outcomes",
         product=product,
         body=body,
         request=request,
@@ -235,6 +272,11 @@ async def _receive(
         product_label=product_label,
         now=utcnow(),
     )
+    for name, (new, redelivered) in result._per_product.items():
+        metrics.observe_ingest("alerts", name, "accepted", new)
+        metrics.observe_ingest("alerts", name, "duplicate", redelivered)
+    metrics.observe_ingest("alerts", metrics.UNKNOWN_PRODUCT, "rejected", result.ignored)
+    metrics.observe_batch_size("alerts", result.received)
     for product_id in result._changed_product_ids:
         background.add_task(notify_ingested, request.app.state, product_id)
     return result

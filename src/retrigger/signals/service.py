@@ -303,6 +303,7 @@ async def ingest_alerts(
     params: dict[tuple[Any, ...], dict[str, Any]] = {}
     ignored: list[str] = []
     n_ignored = 0
+    seen: dict[int, int] = {}  # product id -> alerts naming it
     for alert in payload.alerts:
         name = alert.labels.get(product_label)
         product = products.get(name) if name else None
@@ -311,6 +312,7 @@ async def ingest_alerts(
             if name and name not in ignored and len(ignored) < 20:
                 ignored.append(name)
             continue
+        seen[product.id] = seen.get(product.id, 0) + 1
         identity = (product.id, alert.fingerprint, str(alert.status), alert.starts_at)
         params[identity] = {
             "product_id": product.id,
@@ -325,7 +327,12 @@ async def ingest_alerts(
             "generator_url": alert.generator_url,
             "received_at": now,
         }
-    accepted = await repo.insert_alerts(list(params.values())) if params else 0
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for row in params.values():
+        groups.setdefault(row["product_id"], []).append(row)
+    # one insert per product (there is usually one), so each product's new alerts are known
+    new = {product_id: await repo.insert_alerts(rows) for product_id, rows in groups.items()}
+    accepted = sum(new.values())
     received = len(payload.alerts)
     result = WebhookResult(
         received=received,
@@ -334,6 +341,8 @@ async def ingest_alerts(
         ignored=n_ignored,
         ignored_products=ignored,
     )
+    named = {p.id: p.name for p in products.values()}
+    result._per_product = {named[pid]: (new[pid], n - new[pid]) for pid, n in seen.items()}
     if accepted:
         result._changed_product_ids = sorted({p["product_id"] for p in params.values()})
     return result
