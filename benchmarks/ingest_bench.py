@@ -13,7 +13,9 @@ It measures, in one run, with rounds alternating between the contenders (medians
     parses the same JSON and COPYs it (target ratio >= 0.7), and against raw asyncpg
     ``copy_records_to_table`` in this process (the ceiling);
 (b) one small metric point per request: the real endpoint against a bare FastAPI endpoint doing
-    one asyncpg INSERT per request (target ratio >= 0.7).
+    one asyncpg INSERT per request (target ratio >= 0.7). Once the key is cached, the real
+    endpoint's answers come from the metrics lane (``signals/fastlane.py``), whose pool skips the
+    reset query that the bare endpoint's default asyncpg pool runs on every release.
 
 Load comes from ``wrk`` when installed (``apt-get install wrk``), else from an httpx client.
 """

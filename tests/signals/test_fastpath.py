@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+from sqlalchemy import delete, select
 
 from retrigger.auth import service as auth_service
 from retrigger.auth.schemas import ApiKeyCreate
@@ -58,6 +59,7 @@ async def live(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Databas
             http.headers["Authorization"] = f"Bearer {token}"
             http.headers["X-Stranger"] = stranger
             yield http, db, product_id
+        await app.state.lane_pool.close()
         await db.dispose()
 
 
@@ -114,3 +116,20 @@ class TestMetricsFastPath:
         assert r.status_code == 404  # even though "p" is in the product cache
         r = await http.post("/v1/products/nope/signals/metrics", json=body)
         assert r.status_code == 404
+
+    async def test_product_deleted_while_cached_is_404(
+        self, live: tuple[httpx.AsyncClient, Database, int]
+    ) -> None:
+        http, db, _ = live
+        async with db.session_scope() as session:
+            team = (await session.execute(select(Team).where(Team.name == "ml"))).scalar_one()
+            session.add(Product(name="gone", team_id=team.id, description="", tags=[], features=[]))
+        body = {"points": [{"name": "m", "value": 1.0}]}
+        r = await http.post("/v1/products/gone/signals/metrics", json=body)
+        assert r.status_code == 200  # "gone" is now in the product cache
+        async with db.session_scope() as session:
+            await session.execute(delete(Product).where(Product.name == "gone"))
+        for _ in range(2):  # the stale entry is dropped: a 404 each time, not a database error
+            r = await http.post("/v1/products/gone/signals/metrics", json=body)
+            assert r.status_code == 404
+            assert r.json()["title"] == "ProductNotFound"

@@ -1,33 +1,47 @@
 """The hot path of monitoring: small metric batches without an idempotency key, on PostgreSQL.
 
-One autocommitted multi-row INSERT on a pooled connection, with the product looked up from a short
-per-process cache, instead of an ORM session with BEGIN, a product query, the INSERT and COMMIT.
-The statement is atomic, so the batch is still all or nothing, and it is committed when the
-response is sent. Everything else (SQLite, idempotency keys, large batches) takes the general path.
+One autocommitted ``INSERT ... SELECT`` that also resolves the product by name and owner team,
+instead of an ORM session with BEGIN, a product query, the INSERT and COMMIT. The statement is
+atomic, so the batch is still all or nothing, and it is committed when the response is sent.
+Everything else (SQLite, idempotency keys, large batches) takes the general path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from retrigger.auth.scopes import Principal
+from retrigger.products.errors import ProductNotFound
 from retrigger.signals import service as signal_service
 from retrigger.signals.repository import ProductRef, metric_records
 from retrigger.signals.schemas import MetricBatchIn, MetricsResult
 
 MAX_POINTS = 16
-PRODUCT_TTL = 5.0  # a deleted product fails the INSERT's foreign key; names never change owner
+PRODUCT_TTL = 5.0  # the INSERT itself checks that the product still exists under its team
+POOL_SIZE = 8  # one short autocommitted INSERT per use: a few connections carry a worker's load
 
+# the product is found by name (and owner team, unless the caller is org-wide) in the statement
+# itself: a product deleted or re-created since it was cached stores nothing, or the right id
 _INSERT = (
     "INSERT INTO metric_points "
     "(product_id, name, value, event_time, received_at, model_version, labels) "
-    "SELECT * FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::timestamptz[], "
-    "$5::timestamptz[], $6::text[], $7::jsonb[])"
+    "SELECT p.id, u.name, u.value, u.event_time, $3, u.model_version, u.labels "
+    "FROM products AS p, unnest($4::text[], $5::float8[], $6::timestamptz[], $7::text[], "
+    "$8::jsonb[]) WITH ORDINALITY AS u(name, value, event_time, model_version, labels, n) "
+    "WHERE p.name = $1 AND ($2::bigint IS NULL OR p.team_id = $2) "
+    "ORDER BY u.n RETURNING product_id"
+)
+# connect() arguments that SQLAlchemy's asyncpg dialect consumes itself
+_DIALECT_ONLY = (
+    "async_creator_fn",
+    "prepared_statement_cache_size",
+    "prepared_statement_name_func",
 )
 _products: dict[str, tuple[float, ProductRef]] = {}
 
@@ -63,6 +77,19 @@ async def product(session: AsyncSession, *, principal: Principal, name: str) -> 
     return ref
 
 
+async def insert_points(
+    conn: Any, *, product: str, team_id: int | None, batch: MetricBatchIn, now: datetime
+) -> int | None:
+    """Store the points (times already defaulted) under the product of that name, if ``team_id``
+    owns it (``None``: whoever does); its id, or ``None`` when there is no such product."""
+    records = metric_records(0, batch.points, now)
+    _, names, values, times, _, versions, labels = zip(*records, strict=True)
+    product_id: int | None = await conn.fetchval(
+        _INSERT, product, team_id, now, names, values, times, versions, labels
+    )
+    return product_id
+
+
 async def ingest_metrics(
     engine: AsyncEngine,
     *,
@@ -73,11 +100,62 @@ async def ingest_metrics(
 ) -> MetricsResult:
     """Check the points like the general path does, then store them with one statement."""
     signal_service.check_metric_times(batch.points, now=now, max_future=max_future)
-    records: Sequence[tuple[Any, ...]] = metric_records(product.id, batch.points, now)
-    columns = list(zip(*records, strict=True))
     async with engine.connect() as conn:
         raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
-        await driver.execute(_INSERT, *columns)
-    return MetricsResult(accepted=len(records), batch_id=None, received_at=now)
+        stored = await insert_points(
+            raw.driver_connection,
+            product=product.name,
+            team_id=product.team_id,
+            batch=batch,
+            now=now,
+        )
+    if stored is None:  # deleted (or moved to another team) since it was cached
+        _products.pop(product.name, None)
+        raise ProductNotFound(f"product '{product.name}' not found")
+    return MetricsResult(accepted=len(batch.points), batch_id=None, received_at=now)
+
+
+async def _keep_session(conn: Any) -> None:
+    """Pool reset: nothing to undo (asyncpg itself still rolls back a transaction left open)."""
+
+
+class DriverPool:
+    """asyncpg connections of the fast path, opened on first use with the engine's arguments.
+
+    Each use is one autocommitted statement that changes no session state, so a connection goes
+    back without the reset query (a round trip) asyncpg runs by default, and without the ping
+    (another one) the engine's pool makes on every checkout.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, size: int = POOL_SIZE, timeout: float) -> None:
+        self.enabled = engine.dialect.name == "postgresql"
+        self._engine = engine
+        self._size = size
+        self._timeout = timeout
+        self._pool: Any = None
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> Any:
+        """A connection; give it back with ``release``."""
+        pool = self._pool if self._pool is not None else await self._open()
+        return await pool.acquire(timeout=self._timeout)
+
+    async def release(self, conn: Any) -> None:
+        await self._pool.release(conn)
+
+    async def close(self) -> None:
+        """Close the connections, once those in use are back (a later ``acquire`` reopens)."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def _open(self) -> Any:
+        async with self._lock:
+            if self._pool is None:
+                _, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
+                for name in _DIALECT_ONLY:
+                    kwargs.pop(name, None)
+                self._pool = await asyncpg.create_pool(
+                    min_size=0, max_size=self._size, reset=_keep_session, **kwargs
+                )
+            return self._pool
