@@ -4,6 +4,7 @@ so ``retrigger --help`` answers in about 0.1 s."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -48,7 +49,9 @@ def _run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-async def _prepare_database(settings: Settings, db: Database) -> str | None:
+async def _prepare_database(
+    settings: Settings, db: Database, *, bootstrap: bool = True
+) -> str | None:
     """Migrate (SQLite) or verify the schema (PostgreSQL); create the first admin key if none."""
     from retrigger.auth import service as auth_service
     from retrigger.db import migrate
@@ -63,10 +66,12 @@ async def _prepare_database(settings: Settings, db: Database) -> str | None:
             err=True,
         )
         raise typer.Exit(3)
-    bootstrap = settings.bootstrap_admin_token
+    if not bootstrap:
+        return None
+    token = settings.bootstrap_admin_token
     async with db.session_scope() as session:
         return await auth_service.ensure_bootstrap_key(
-            session, token=bootstrap.get_secret_value() if bootstrap else None
+            session, token=token.get_secret_value() if token else None
         )
 
 
@@ -80,6 +85,9 @@ def serve(
 ) -> None:
     """Serve the API (on SQLite in the working directory unless RETRIGGER_DATABASE_URL is set)."""
     import logging
+    import os
+    import shutil
+    import tempfile
 
     import uvicorn
 
@@ -115,15 +123,89 @@ def serve(
             "this port is an admin. Use this only on a laptop. !!!"
         )
     log.info("retrigger serving on http://%s:%s (docs at /docs)", settings.host, settings.port)
-    uvicorn.run(
-        "retrigger.main:app_factory",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_config=None,
-        proxy_headers=True,
+    metrics_dir = None
+    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # prometheus-client's own switch, read by each worker at import: every worker writes its
+        # metrics there and /metrics merges them (docs/metrics.md)
+        metrics_dir = tempfile.mkdtemp(prefix="retrigger-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "retrigger.main:app_factory",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_config=None,
+            proxy_headers=True,
+        )
+    finally:
+        if metrics_dir is not None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+@app.command()
+def worker(
+    metrics_port: Annotated[
+        int,
+        typer.Option(help="Serve /metrics of this process on this port (0: off)."),
+    ] = 0,
+) -> None:
+    """Run the dispatcher, run-status poller and periodic scheduler (production: next to
+    API replicas started with RETRIGGER_EMBEDDED_WORKER=false)."""
+    import logging
+
+    from retrigger import logs, worker
+    from retrigger.db.session import Database
+
+    settings = _settings()
+    logs.configure(settings.log_level, settings.log_format)
+
+    async def prepare() -> None:
+        db = Database.from_settings(settings)
+        try:
+            await _prepare_database(settings, db, bootstrap=False)
+        finally:
+            await db.dispose()
+
+    try:
+        _run(prepare())
+    except OSError as exc:
+        typer.echo(f"cannot reach the database: {exc}", err=True)
+        raise typer.Exit(3) from None
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=settings.host)
+    logging.getLogger("retrigger").info("retrigger worker started")
+    _run(worker.run_forever(settings))
+
+
+@app.command()
+def demo(
+    url: Annotated[
+        str | None, typer.Option(help="A running server; default: start one on temporary SQLite.")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(help="Admin key for --url [RETRIGGER_TOKEN].")
+    ] = None,
+    connection_file: Annotated[
+        Path | None,
+        typer.Option(help="JSON body of POST /v1/connections: launch on a real orchestrator."),
+    ] = None,
+    pipeline: Annotated[
+        str, typer.Option(help="Pipeline to launch (DAG id, deployment...).")
+    ] = "retrain-fraud-scorer",
+    keep: Annotated[bool, typer.Option(help="Keep the temporary server running.")] = False,
+) -> None:
+    """Watch the whole job: signals, explained decisions, and a retraining run launched."""
+    from retrigger import demo as demo_module
+
+    options = demo_module.DemoOptions(
+        url=url, token=token, connection_file=connection_file, pipeline=pipeline, keep=keep
     )
+    raise typer.Exit(demo_module.main(options, echo=typer.echo))
 
 
 @db_app.command("upgrade")

@@ -128,7 +128,52 @@ class Settings(BaseSettings):
     )
     background_evaluation: bool = Field(
         True,
-        description="Run the debounced and periodic evaluations inside `retrigger serve`.",
+        description="Run background work inside `retrigger serve`: debounced evaluations after "
+        "ingestion and, with `embedded_worker`, the scheduler, dispatcher and run poller. "
+        "`false` leaves all of it to `retrigger worker` processes.",
+    )
+
+    # dispatch
+    embedded_worker: bool = Field(
+        True,
+        description="Run the dispatcher, run-status poller and periodic scheduler inside "
+        "`retrigger serve`; turn off when separate `retrigger worker` processes run them.",
+    )
+    dispatch_interval_seconds: float = Field(
+        2.0, gt=0, le=3600, description="How often the dispatcher looks for pending runs."
+    )
+    dispatch_batch_size: int = Field(
+        10, ge=1, le=1000, description="Pending runs one dispatcher claims per pass."
+    )
+    dispatch_max_attempts: int = Field(
+        8, ge=1, le=100, description="Submission attempts before a run fails with the last error."
+    )
+    dispatch_backoff_base_seconds: float = Field(
+        1.0, gt=0, le=3600, description="First retry delay; doubles per attempt, with jitter."
+    )
+    dispatch_backoff_max_seconds: float = Field(
+        300.0, gt=0, le=86_400, description="Longest delay between two submission attempts."
+    )
+    dispatch_lease_seconds: float = Field(
+        120.0,
+        gt=0,
+        le=86_400,
+        description="A claimed run is picked up again by another dispatcher after this long "
+        "if its claimer died; keep it above the longest orchestrator call.",
+    )
+    status_poll_interval_seconds: float = Field(
+        15.0, gt=0, le=86_400, description="How often each active run's status is polled."
+    )
+    run_key_prefix: str = Field(
+        "retrigger",
+        pattern=r"^[a-z0-9][a-z0-9-]{0,30}$",
+        description="Prefix of run idempotency keys (`<prefix>-run-<id>`); give each "
+        "installation sharing an orchestrator its own.",
+    )
+    callback_secret: SecretStr | None = Field(
+        None,
+        description="Secret (`whsec_<base64>` or raw) verifying signed run callbacks "
+        "(Standard Webhooks headers); without it callbacks need a `write` API key.",
     )
 
     # logging

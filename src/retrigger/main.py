@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +16,8 @@ from retrigger.api.middleware import BodyLimitMiddleware, RequestContextMiddlewa
 from retrigger.api.router import include_api
 from retrigger.config import Settings, get_settings
 from retrigger.db.session import Database
+from retrigger.signals.fastlane import MetricsLane
+from retrigger.signals.fastpath import POOL_SIZE, DriverPool
 
 DESCRIPTION = """
 retrigger decides when ML models get retrained, the same way for every product of an
@@ -24,29 +27,51 @@ is explained, and retraining is launched on the product's orchestrator.
 Authenticate with `Authorization: Bearer rtk_...`. Errors are RFC 9457 `application/problem+json`.
 """
 
+log = logging.getLogger("retrigger")
+
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the app; the database engine is created here and disposed at shutdown."""
     settings = settings or get_settings()
     db = database or Database.from_settings(settings)
+    lane_pool = DriverPool(
+        db.engine,
+        size=min(POOL_SIZE, settings.database_pool_size),
+        timeout=settings.database_pool_timeout,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics.DB_POOL.pool = db.engine.pool
-        scheduler = None
+        scheduler = worker = None
         if settings.background_evaluation:
             from retrigger.decisions.scheduler import EvaluationScheduler
 
             scheduler = EvaluationScheduler(db, settings)
-            scheduler.start()
+            if settings.embedded_worker:
+                from retrigger.worker import Worker
+
+                scheduler.start()
+                worker = Worker(db, settings, scheduler=scheduler)
+                worker.start()
+        elif settings.embedded_worker:
+            log.warning(
+                "RETRIGGER_BACKGROUND_EVALUATION=false: this process runs no background work; "
+                "runs are dispatched only by `retrigger worker` processes"
+            )
         app.state.scheduler = scheduler
+        app.state.worker = worker
         # the import-time heap never dies: keep the collector from rescanning it every batch
         gc.collect()
         gc.freeze()
         yield
+        if worker is not None:
+            await worker.stop()
         if scheduler is not None:
             await scheduler.stop()
+        await lane_pool.close()
         await db.dispose()
+        metrics.process_exiting()
 
     app = FastAPI(
         title="retrigger",
@@ -66,6 +91,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             {"name": "webhooks", "description": "Alertmanager and Grafana alert receivers."},
             {"name": "references", "description": "Versioned baselines of the features."},
             {"name": "decisions", "description": "Explained decisions, evaluate now, backtests."},
+            {"name": "connections", "description": "Orchestrator endpoints; secrets by reference."},
+            {"name": "runs", "description": "Retraining runs: lifecycle, approval, callbacks."},
             {"name": "audit", "description": "Who changed what, when."},
             {"name": "operations", "description": "Health, readiness, metrics."},
         ],
@@ -73,11 +100,15 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     app.state.db = db
     app.state.scheduler = None  # set by the lifespan when background evaluation runs
+    app.state.lane_pool = lane_pool
+    app.state.worker = None  # set by the lifespan when the embedded worker runs
     metrics.DB_POOL.pool = db.engine.pool
     api_errors.install(app)
     app.include_router(health_router)
     include_api(app)
-    # outermost first: request context sees every response, including 413s
+    # each one added wraps the ones before: request context sees every response, including 413s,
+    # and the metrics lane sees only bodies within the limit
+    app.add_middleware(MetricsLane, pool=lane_pool)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     templates = RouteTemplates(lambda: list(app.openapi().get("paths", {})))
     app.add_middleware(RequestContextMiddleware, templates=templates)

@@ -6,10 +6,11 @@ import asyncio
 import logging
 
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from starlette.responses import JSONResponse, Response
 
+from retrigger import metrics
 from retrigger.api.problems import problem_response, responses
 from retrigger.db import migrate
 
@@ -38,7 +39,7 @@ async def healthz() -> Health:
 @router.get("/readyz", response_model=Readiness, responses=responses(503))
 async def readyz(request: Request) -> Readiness | JSONResponse:
     """Readiness: the database answers and its schema is at the code's head revision."""
-    engine = request.app.state.db.engine
+    engine = request.app.state.db.read_engine
     try:
         current = await asyncio.wait_for(migrate.current_revision(engine), READY_TIMEOUT_S)
     except Exception as exc:  # any failure to reach the database means "not ready"
@@ -64,5 +65,5 @@ async def readyz(request: Request) -> Readiness | JSONResponse:
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus exposition."}},
 )
 async def metrics_endpoint() -> Response:
-    """Prometheus metrics of this process (see docs/metrics.md)."""
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus metrics of this process, or of every worker in multi-process mode."""
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -6,6 +6,7 @@ from retrigger.audit.router import router as audit_router
 from retrigger.auth.router import router as api_keys_router
 from retrigger.decisions.router import product_router as evaluate_router
 from retrigger.decisions.router import router as decisions_router
+from retrigger.dispatch.router import connections_router, retrain_router, runs_router
 from retrigger.policies.router import bundles_router, product_policy_router, templates_router
 from retrigger.products.router import router as products_router
 from retrigger.references.router import router as references_router
@@ -28,6 +29,9 @@ ROUTERS: tuple[APIRouter, ...] = (
     references_router,
     evaluate_router,
     decisions_router,
+    connections_router,
+    runs_router,
+    retrain_router,
 )
 
 

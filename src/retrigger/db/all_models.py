@@ -4,6 +4,7 @@ from retrigger.audit.models import AuditEvent
 from retrigger.auth.models import ApiKey
 from retrigger.db.base import Base
 from retrigger.decisions.models import Decision, ProductState
+from retrigger.dispatch.models import Connection, Run, RunAttempt, RunTransition
 from retrigger.policies.models import PolicyTemplate, PolicyTemplateVersion, PolicyVersion
 from retrigger.products.models import Product
 from retrigger.references.models import Reference, ReferenceFeature
@@ -22,6 +23,7 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "Base",
+    "Connection",
     "Decision",
     "IngestKey",
     "MetricPoint",
@@ -33,6 +35,9 @@ __all__ = [
     "ProductState",
     "Reference",
     "ReferenceFeature",
+    "Run",
+    "RunAttempt",
+    "RunTransition",
     "SampleBatch",
     "SampleColumn",
     "Team",

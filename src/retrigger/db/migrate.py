@@ -8,8 +8,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+# an arbitrary constant naming "retrigger migrations" among PostgreSQL advisory locks
+MIGRATION_LOCK = 0x72746D67
 
 
 def migrations_dir() -> Path:
@@ -52,6 +56,9 @@ async def _run(engine: AsyncEngine, fn: str, revision: str) -> None:
         getattr(command, fn)(cfg, revision)
 
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # replicas starting together queue here; the later ones then find the schema at head
+            await conn.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
         await conn.run_sync(_do)
 
 

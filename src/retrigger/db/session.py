@@ -18,12 +18,16 @@ from sqlalchemy.ext.asyncio import (
 
 from retrigger.config import Settings
 
+SQLITE_BEGIN = "retrigger_sqlite_begin"
+"""Execution option choosing how SQLite transactions begin: IMMEDIATE (default) or DEFERRED."""
+
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     """Pragmas every SQLite connection needs, and real transactions.
 
     pysqlite's legacy transaction handling neither begins a transaction before a SELECT nor
     supports SAVEPOINT properly; the SQLite dialect docs' recipe hands BEGIN to SQLAlchemy.
+    Transactions are serialized (one writer at a time is all SQLite has anyway).
     """
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -38,7 +42,13 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # IMMEDIATE: a unit of work takes the write lock up front. A deferred transaction that
+        # reads, then writes while another connection (the embedded worker) has written fails
+        # at once with "database is locked" (its snapshot is stale) instead of waiting the busy
+        # timeout. Read-only work (GET requests, readiness) asks for DEFERRED: WAL readers then
+        # never wait for a writer.
+        mode = conn.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
+        conn.exec_driver_sql("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -67,6 +77,11 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        # same pool; on SQLite its transactions begin DEFERRED (they must not write)
+        self.read_engine = engine.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
+        self.read_sessionmaker = async_sessionmaker(
+            self.read_engine, expire_on_commit=False, autoflush=False
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -82,6 +97,15 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    @asynccontextmanager
+    async def read_scope(self) -> AsyncIterator[AsyncSession]:
+        """A read-only unit of work (never blocks on, nor blocks, a SQLite writer); rolled back."""
+        async with self.read_sessionmaker() as session:
+            try:
+                yield session
+            finally:
+                await session.rollback()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -26,6 +26,8 @@ class GuardContext:
     settings: Guards
     fired_at: Sequence[datetime]
     new_labelled_samples: int | None
+    active_run: str | None = None
+    """The product's active run ("run 12 (running)"), if one exists."""
 
 
 @dataclass(frozen=True)
@@ -129,9 +131,24 @@ class MinNewSamplesGuard(Guard):
         return self._allow(f"{have} new labelled rows since the last retrain (>= {needed})")
 
 
+class ActiveRunGuard(Guard):
+    """Prevents two retrainings of one product at once: they would race to replace the model.
+
+    The database enforces it too (one active run per product); this guard records why.
+    """
+
+    key = "active_run"
+
+    def check(self, ctx: GuardContext) -> Verdict:
+        if ctx.active_run is not None:
+            return self._block(f"{ctx.active_run} is still active")
+        return self._allow("no active run")
+
+
 DEFAULT_GUARDS: tuple[Guard, ...] = (
     SilenceGuard(),
     ShadowModeGuard(),
+    ActiveRunGuard(),
     CooldownGuard(),
     BudgetGuard(),
     MinNewSamplesGuard(),

@@ -54,6 +54,7 @@ class DecisionRead(DecisionSummary):
     )
     created_by: str
     dry_run: bool = False
+    run_id: int | None = Field(None, description="The run this decision launched, if any.")
 
 
 class EvaluateRequest(InputSchema):

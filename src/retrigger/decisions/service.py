@@ -8,15 +8,19 @@ with several replicas. Dry runs read the same state but write nothing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import anyio
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from retrigger import logs
 from retrigger.auth.scopes import SYSTEM, Principal
+from retrigger.config import get_settings
 from retrigger.db.types import utcnow
 from retrigger.decisions import repository as decision_repo
 from retrigger.decisions.errors import DecisionNotFound, NoPolicy
@@ -26,11 +30,14 @@ from retrigger.decisions.models import Decision
 from retrigger.decisions.repository import DecisionRepository
 from retrigger.decisions.schemas import DecisionRead, DecisionSummary, Outcome, Trigger
 from retrigger.decisions.state import StateView
+from retrigger.dispatch import runs as run_service
+from retrigger.dispatch.models import Run
 from retrigger.errors import InvalidConfig
 from retrigger.evaluation import PolicyEvaluation, evaluate_policy
 from retrigger.policies import service as policy_service
 from retrigger.policies.documents import fingerprint, validate_product_policy
 from retrigger.policies.errors import PolicyNotFound
+from retrigger.policies.guards import Guards
 from retrigger.policies.resolve import EffectivePolicy, resolve
 from retrigger.policies.schemas import PolicyBody, TemplatedPolicySpec
 from retrigger.products import service as product_service
@@ -93,6 +100,7 @@ async def run_step(
     now: datetime,
     replay_since: datetime | None = None,
     replay: bool = False,
+    active_run: str | None = None,
 ) -> Step:
     """Read the windows, evaluate off the event loop, then let the guards speak."""
     inputs, meta = await build_inputs(
@@ -113,6 +121,7 @@ async def run_step(
         settings=policy.guards,
         fired_at=view.fired_at,
         new_labelled_samples=meta.new_labelled_samples,
+        active_run=active_run,
     )
     verdicts, blocking = apply_guards(ctx)
     suppressed_by = None
@@ -133,6 +142,38 @@ async def evaluate(
     candidate: Mapping[str, Any] | None = None,
 ) -> DecisionRead:
     """Evaluate one product and, unless ``dry_run``, store the decision and the new state."""
+    # log lines of the evaluation carry the product, and the decision id once it is stored
+    with logs.log_context(product=product.name):
+        return await _evaluate(
+            session,
+            product=product,
+            trigger=trigger,
+            actor=actor,
+            now=now,
+            dry_run=dry_run,
+            candidate=candidate,
+        )
+
+
+def _budget_remaining(guards: Guards, fired_at: list[datetime], now: datetime) -> int | None:
+    """Retrains left in the budget period (as ``BudgetGuard`` counts them); None: no budget."""
+    if guards.max_runs is None:
+        return None
+    since = now - guards.period
+    return max(guards.max_runs - sum(1 for t in fired_at if since < t <= now), 0)
+
+
+async def _evaluate(
+    session: AsyncSession,
+    *,
+    product: Product,
+    trigger: Trigger,
+    actor: str,
+    now: datetime | None,
+    dry_run: bool,
+    candidate: Mapping[str, Any] | None,
+) -> DecisionRead:
+    started = time.perf_counter()
     now = now or utcnow()
     policy = await resolve_policy(session, product=product, candidate=candidate)
     if dry_run:
@@ -140,8 +181,23 @@ async def evaluate(
     else:
         state = await decision_repo.lock_state(session, product.id)
     view = StateView.from_row(state)
-    step = await run_step(session, product=product, policy=policy.body, view=view, now=now)
+    active = await run_service.active_run(session, product.id)
+    run_id: int | None = None
+    step = await run_step(
+        session,
+        product=product,
+        policy=policy.body,
+        view=view,
+        now=now,
+        active_run=run_service.describe(active) if active is not None else None,
+    )
     result, outcome, meta = step.result, step.outcome, step.meta
+    reason = step.reason
+    connection = None
+    if outcome is Outcome.fired:
+        connection, note = await run_service.launch_target(session, policy.body.target)
+        if note is not None:
+            reason = f"{reason}; {note}"
     findings = [f.as_dict() for f in result.findings]
     fired_types = sorted({f["type"] for f in findings if f["rule_id"] in result.fired_rules})
     decision = Decision(
@@ -149,7 +205,7 @@ async def evaluate(
         evaluated_at=now,
         trigger=trigger.value,
         outcome=outcome.value,
-        reason=step.reason,
+        reason=reason,
         suppressed_by=step.suppressed_by,
         requires_approval=outcome is Outcome.fired and policy.body.guards.require_approval,
         policy_version=policy.version,
@@ -174,10 +230,33 @@ async def evaluate(
         view.write_to(state)
         await mark_processed(session, meta)
         await DecisionRepository(session).add(decision)
+        logs.bind(decision_id=decision.id)
+        if connection is not None and policy.body.target is not None:
+            run = await run_service.create_for_decision(
+                session,
+                product=product,
+                decision=decision,
+                target=policy.body.target,
+                connection=connection,
+                key_prefix=get_settings().run_key_prefix,
+                awaiting_approval=decision.requires_approval,
+                actor=actor,
+            )
+            run_id = run.id
         from retrigger import metrics
 
         metrics.observe_decision(outcome.value, step.suppressed_by)
-    return to_read(decision, product.name, dry_run=dry_run)
+        metrics.observe_evaluation(
+            product=product.name,
+            outcome=outcome.value,
+            trigger=trigger.value,
+            seconds=time.perf_counter() - started,
+            suppressed_by=step.suppressed_by,
+            fired_rule_types=[f["type"] for f in findings if f["rule_id"] in result.fired_rules],
+            findings=findings,
+            budget_remaining=_budget_remaining(policy.body.guards, view.fired_at, now),
+        )
+    return to_read(decision, product.name, dry_run=dry_run, run_id=run_id)
 
 
 async def note_model_trained(
@@ -237,7 +316,9 @@ def to_summary(decision: Decision, product_name: str) -> DecisionSummary:
     )
 
 
-def to_read(decision: Decision, product_name: str, *, dry_run: bool = False) -> DecisionRead:
+def to_read(
+    decision: Decision, product_name: str, *, dry_run: bool = False, run_id: int | None = None
+) -> DecisionRead:
     return DecisionRead(
         **to_summary(decision, product_name).model_dump(),
         policy_fingerprint=decision.policy_fingerprint,
@@ -246,6 +327,7 @@ def to_read(decision: Decision, product_name: str, *, dry_run: bool = False) -> 
         inputs=dict(decision.inputs),
         created_by=decision.created_by,
         dry_run=dry_run,
+        run_id=run_id,
     )
 
 
@@ -288,5 +370,6 @@ async def get_visible_or_raise(
     if decision is not None:
         names = await product_service.names_by_id(session, {decision.product_id}, principal)
         if decision.product_id in names:
-            return to_read(decision, names[decision.product_id])
+            run_id = await session.scalar(select(Run.id).where(Run.decision_id == decision.id))
+            return to_read(decision, names[decision.product_id], run_id=run_id)
     raise DecisionNotFound(f"decision {decision_id} not found")

@@ -294,14 +294,16 @@ async def load_profiles(
 ) -> dict[str, Profile]:
     """Decoded profiles of a reference.
 
-    References are immutable, so profiles are cached per process by reference id: a warm
-    evaluation reads only the feature names, not the (up to megabytes of) profile bytes.
+    References are immutable, so profiles are cached per process: a warm evaluation reads only
+    the feature names, not the (up to megabytes of) profile bytes. The key includes the creation
+    time because SQLite may hand a deleted product's reference id to a new reference.
     """
-    cached = _PROFILES.get(reference.id)
+    key = (reference.id, reference.created_at.isoformat())
+    cached = _PROFILES.get(key)
     if cached is None:
         rows = await ReferenceRepository(session).features(reference.id)
         cached = {row.feature: profile_from_bytes(row.profile) for row in rows}
-        _PROFILES.put(reference.id, cached)
+        _PROFILES.put(key, cached)
     if names is None:
         return dict(cached)
     return {name: cached[name] for name in names if name in cached}
@@ -313,15 +315,15 @@ class _ProfileCache:
     MAX_REFERENCES = 64
 
     def __init__(self) -> None:
-        self._items: dict[int, dict[str, Profile]] = {}
+        self._items: dict[tuple[int, str], dict[str, Profile]] = {}
 
-    def get(self, reference_id: int) -> dict[str, Profile] | None:
+    def get(self, reference_id: tuple[int, str]) -> dict[str, Profile] | None:
         item = self._items.pop(reference_id, None)
         if item is not None:
             self._items[reference_id] = item  # most recent last
         return item
 
-    def put(self, reference_id: int, profiles: dict[str, Profile]) -> None:
+    def put(self, reference_id: tuple[int, str], profiles: dict[str, Profile]) -> None:
         self._items.pop(reference_id, None)
         self._items[reference_id] = profiles
         while len(self._items) > self.MAX_REFERENCES:

@@ -1,0 +1,126 @@
+"""Background loops: dispatcher, run-status poller, periodic evaluation and run gauges.
+
+``retrigger worker`` runs them as their own process for production; ``retrigger serve`` runs
+them in-process for the embedded default (``RETRIGGER_EMBEDDED_WORKER``). Each loop survives
+its own errors; ``wake()`` makes the dispatcher look for new runs now instead of at its next tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from retrigger import metrics
+from retrigger.config import Settings
+from retrigger.db.session import Database
+from retrigger.decisions.scheduler import EvaluationScheduler
+from retrigger.dispatch.dispatcher import Dispatcher, TransportFactory
+from retrigger.dispatch.poller import StatusPoller
+
+log = logging.getLogger("retrigger.worker")
+
+
+class Worker:
+    """Owns the background loops of one process."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        scheduler: EvaluationScheduler | None = None,
+        transport_factory: TransportFactory | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.scheduler = scheduler or EvaluationScheduler(db, settings)
+        self._own_scheduler = scheduler is None
+        self.dispatcher = Dispatcher(db, settings, transport_factory=transport_factory)
+        self.poller = StatusPoller(db, settings, transport_factory=transport_factory)
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stopping = False
+
+    def wake(self) -> None:
+        """New pending runs exist: dispatch without waiting for the next tick."""
+        self._wake.set()
+
+    async def _loop(
+        self, name: str, interval: float, step: Callable[[], Awaitable[Any]], *, wakeable: bool
+    ) -> None:
+        while not self._stopping:
+            try:
+                await step()
+            except Exception:
+                log.exception("%s pass failed", name)
+            if wakeable:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=interval)
+                self._wake.clear()
+            else:
+                await asyncio.sleep(interval)
+
+    async def refresh_gauges(self) -> None:
+        """Runs per state and the oldest active run's age, for /metrics."""
+        from retrigger.dispatch import runs
+
+        async with self.db.session_scope() as session:
+            counts, oldest = await runs.counts_by_state(session)
+        metrics.set_run_counts(counts, oldest)
+
+    def start(self) -> None:
+        """Start every loop on the running event loop."""
+        settings = self.settings
+        if self._own_scheduler:
+            self.scheduler.start()
+        loops = (
+            ("dispatcher", settings.dispatch_interval_seconds, self.dispatcher.run_once, True),
+            (
+                "status poller",
+                min(settings.status_poll_interval_seconds, 5.0),
+                self.poller.run_once,
+                False,
+            ),
+            ("run gauges", 15.0, self.refresh_gauges, False),
+        )
+        for name, interval, step, wakeable in loops:
+            task = asyncio.get_running_loop().create_task(
+                self._loop(name, interval, step, wakeable=wakeable), name=f"retrigger {name}"
+            )
+            self._tasks.append(task)
+        log.info("worker loops started: dispatcher, status poller, run gauges")
+
+    async def stop(self) -> None:
+        """Stop the loops; a submission in flight is abandoned to its lease."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._own_scheduler:
+            await self.scheduler.stop()
+
+
+async def run_forever(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """The ``retrigger worker`` process: loops until SIGTERM/SIGINT (or ``stop`` is set)."""
+    import signal
+
+    db = Database.from_settings(settings)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    worker = Worker(db, settings)
+    worker.start()
+    try:
+        await stop.wait()
+    finally:
+        log.info("worker stopping")
+        await worker.stop()
+        await db.dispose()
