@@ -1,0 +1,160 @@
+"""Fixtures of the integration tests: Airflow and Prefect started on loopback once for the package,
+and a real ``retrigger serve`` whose embedded worker dispatches to them.
+
+A peer's venv comes from ``bash .ci/peers.sh``. Without it the tests skip on a developer machine
+and fail under CI (``CI`` set); ``RETRIGGER_INSTALL_PEERS=1`` lets the session install it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fixtures.server import TOKEN
+from tests.integration import peers
+from tests.integration.airflow import AirflowPeer, run_airflow
+from tests.integration.prefect import PrefectPeer, run_prefect
+
+_timings: dict[str, float] = {}
+
+
+def require_peer(spec: peers.PeerSpec) -> None:
+    """Make sure the peer's venv exists: install it, skip, or fail, as the environment says."""
+    if peers.is_installed(spec):
+        return
+    if os.environ.get("RETRIGGER_INSTALL_PEERS") == "1":
+        started = time.monotonic()
+        try:
+            peers.install(spec, echo=lambda line: print(line, file=sys.stderr))
+        except peers.PeerError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        _timings[f"{spec.name} {spec.version} install"] = time.monotonic() - started
+        return
+    message = (
+        f"{spec.name} {spec.version} is not installed in {peers.venv_dir(spec)}: create it with "
+        f"`bash .ci/peers.sh {spec.name}` (or run pytest with RETRIGGER_INSTALL_PEERS=1)"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+# Package scope: each peer starts once for tests/integration and stops when its tests are done,
+# so an idle scheduler does not slow down the rest of the suite.
+@pytest.fixture(scope="package")
+def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowPeer]:
+    """Apache Airflow 3 on a free loopback port, DAG ``retrigger_retrain`` parsed and unpaused."""
+    require_peer(peers.AIRFLOW)
+    started = time.monotonic()
+    try:
+        with run_airflow(tmp_path_factory.mktemp("airflow")) as peer:
+            _timings[f"airflow {peers.AIRFLOW.version} start"] = time.monotonic() - started
+            yield peer
+    except peers.PeerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="package")
+def prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectPeer]:
+    """A Prefect 3 server on a free loopback port, deployment ``retrain/retrigger`` served."""
+    require_peer(peers.PREFECT)
+    started = time.monotonic()
+    try:
+        with run_prefect(tmp_path_factory.mktemp("prefect")) as peer:
+            _timings[f"prefect {peers.PREFECT.version} start"] = time.monotonic() - started
+            yield peer
+    except peers.PeerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@dataclass(frozen=True)
+class Retrigger:
+    """A ``retrigger serve`` process: its URL, an org admin key, its log."""
+
+    url: str
+    token: str
+    log: Path
+
+    def log_files(self) -> list[Path]:
+        return [self.log]
+
+    def client(self) -> httpx.AsyncClient:
+        """An admin client; the caller closes it."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
+
+
+AIRFLOW_PASSWORD_ENV = "AIRFLOW_PASSWORD"
+"""The variable the retrigger process reads the Airflow password from (``env:`` secret_ref)."""
+
+
+@pytest.fixture
+def retrigger(tmp_path: Path, airflow: AirflowPeer) -> Iterator[Retrigger]:
+    """``retrigger serve`` on SQLite, dispatching every 0.5 s and polling run status every 1 s."""
+    port = peers.free_port()
+    url = f"http://127.0.0.1:{port}"
+    # like tests/fixtures/server.py: the test's own environment (PYTHONPATH included, so the
+    # server runs the code under test) without any RETRIGGER_* setting of the developer's
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETRIGGER_")}
+    env.update(
+        RETRIGGER_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'retrigger.db'}",
+        RETRIGGER_BOOTSTRAP_ADMIN_TOKEN=TOKEN,
+        RETRIGGER_PORT=str(port),
+        RETRIGGER_LOG_LEVEL="INFO",
+        # the test evaluates explicitly; a debounced evaluation would race it. (Background
+        # evaluation itself stays on: the embedded worker only runs along with it.)
+        RETRIGGER_EVALUATION_DEBOUNCE_SECONDS="3600",
+        RETRIGGER_SCHEDULER_INTERVAL_SECONDS="0",
+        RETRIGGER_DISPATCH_INTERVAL_SECONDS="0.5",
+        RETRIGGER_STATUS_POLL_INTERVAL_SECONDS="1",
+        # a broken dispatch fails the test in seconds, while a brief Airflow stall is retried
+        RETRIGGER_DISPATCH_MAX_ATTEMPTS="4",
+        RETRIGGER_DISPATCH_BACKOFF_BASE_SECONDS="0.5",
+        **{AIRFLOW_PASSWORD_ENV: airflow.password},
+    )
+    argv = [sys.executable, "-m", "retrigger", "serve"]
+    process = peers.start("retrigger", argv, env=env, cwd=tmp_path, logs=tmp_path)
+
+    def ready() -> bool | None:
+        try:
+            return True if httpx.get(f"{url}/readyz", timeout=1).status_code == 200 else None
+        except httpx.TransportError:
+            return None
+
+    try:
+        peers.wait_for("retrigger to be ready", ready, processes=[process], timeout=60)
+        yield Retrigger(url=url, token=TOKEN, log=process.log)
+    except peers.PeerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    finally:
+        peers.stop([process])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """On a failure, attach the logs of every peer the test used."""
+    report = yield
+    if report.failed and call.when == "call":
+        for name, value in getattr(item, "funcargs", {}).items():
+            log_files = getattr(value, "log_files", None)
+            if callable(log_files):
+                text = "\n".join(peers.tail(path, 40) for path in log_files())
+                report.sections.append((f"{name} logs", text))
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Report how long installing and starting the peers took."""
+    if _timings:
+        terminalreporter.section("integration peers")
+        for what, seconds in _timings.items():
+            terminalreporter.write_line(f"{what}: {seconds:.1f} s")
