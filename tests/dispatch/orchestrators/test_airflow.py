@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from retrigger.dispatch.orchestrators.airflow import (
     CANCEL_NOTE,
@@ -23,7 +21,9 @@ from retrigger.dispatch.orchestrators.base import (
     RunState,
 )
 from retrigger.errors import InvalidConfig, OrchestratorRejected, OrchestratorUnavailable
-from tests.dispatch.orchestrators.servers import connect
+from tests.dispatch.orchestrators import helpers
+from tests.dispatch.orchestrators.helpers import CONTEXT, calls
+from tests.dispatch.orchestrators.servers import connected
 from tests.dispatch.orchestrators.servers.airflow import (
     BASE_URL,
     DAG_ID,
@@ -34,15 +34,7 @@ from tests.dispatch.orchestrators.servers.airflow import (
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-CONTEXT = {"product": "fraud-scorer", "decision_id": 7, "run_id": 42, "reasons": ["data_drift"]}
-REQUEST = RetrainRequest(
-    idempotency_key="retrigger-run-42",
-    run_id=42,
-    product="fraud-scorer",
-    pipeline=DAG_ID,
-    parameters={"epochs": 3},
-    context=CONTEXT,
-)
+REQUEST = helpers.retrain(DAG_ID, {"epochs": 3})
 RUNS_PATH = f"/api/v2/dags/{DAG_ID}/dagRuns"
 
 
@@ -51,21 +43,8 @@ def server() -> AirflowServer:
     return AirflowServer()
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def adapter(server: AirflowServer) -> AsyncIterator[Orchestrator]:
-    orchestrator = connect(server)
-    yield orchestrator
-    await orchestrator.http.aclose()
-
-
 async def submitted(server: AirflowServer, adapter: Orchestrator) -> RunRef:
-    ref = await adapter.submit(REQUEST)
-    server.requests.clear()
-    return ref
-
-
-def calls(server: AirflowServer) -> list[tuple[str, str]]:
-    return [(r.method, r.url.path) for r in server.requests]
+    return await helpers.submitted(server, adapter, REQUEST)
 
 
 class TestSubmit:
@@ -102,9 +81,8 @@ class TestSubmit:
 
     async def test_v1_posts_without_logical_date_and_basic_auth(self) -> None:
         server = AirflowServer(api_version="v1", auth=AuthType.BASIC)
-        adapter = connect(server)
-        ref = await adapter.submit(REQUEST)
-        await adapter.http.aclose()
+        async with connected(server) as adapter:
+            ref = await adapter.submit(REQUEST)
 
         (trigger,) = server.requests
         assert trigger.url.path == f"/api/v1/dags/{DAG_ID}/dagRuns"
@@ -118,26 +96,22 @@ class TestSubmit:
 
     async def test_bearer_token_is_sent(self) -> None:
         server = AirflowServer(auth=AuthType.BEARER)
-        adapter = connect(server)
-        await adapter.submit(REQUEST)
-        await adapter.http.aclose()
+        async with connected(server) as adapter:
+            await adapter.submit(REQUEST)
         assert server.requests[0].headers["authorization"] == f"Bearer {PASSWORD}"
 
     async def test_paused_dag_run_stays_queued_by_default(self) -> None:
         server = AirflowServer(paused=True)
-        adapter = connect(server)
-        ref = await adapter.submit(REQUEST)
-        status = await adapter.get_status(ref)
-        await adapter.http.aclose()
+        async with connected(server) as adapter:
+            status = await adapter.get_status(await adapter.submit(REQUEST))
         assert "PATCH" not in {method for method, _ in calls(server)}
         assert server.dags[DAG_ID]["is_paused"] is True
         assert status.state is RunState.QUEUED
 
     async def test_unpause_option_unpauses_before_triggering(self) -> None:
         server = AirflowServer(paused=True, unpause=True)
-        adapter = connect(server)
-        await adapter.submit(REQUEST)
-        await adapter.http.aclose()
+        async with connected(server) as adapter:
+            await adapter.submit(REQUEST)
         unpause, trigger = server.requests[1:]
         assert (unpause.method, unpause.url.path) == ("PATCH", f"/api/v2/dags/{DAG_ID}")
         assert unpause.url.params["update_mask"] == "is_paused"
@@ -210,11 +184,10 @@ class TestCancel:
 
     async def test_v1_sets_state_then_note(self) -> None:
         server = AirflowServer(api_version="v1", auth=AuthType.NONE)
-        adapter = connect(server)
-        ref = await submitted(server, adapter)
-        await adapter.cancel(ref)
-        status = await adapter.get_status(ref)
-        await adapter.http.aclose()
+        async with connected(server) as adapter:
+            ref = await submitted(server, adapter)
+            await adapter.cancel(ref)
+            status = await adapter.get_status(ref)
         run_path = f"/api/v1/dags/{DAG_ID}/dagRuns/retrigger-run-42"
         assert calls(server)[:3] == [
             ("GET", run_path),
@@ -227,50 +200,20 @@ class TestCancel:
 
     async def test_v1_without_set_note_endpoint_still_stops(self) -> None:
         server = AirflowServer(api_version="v1", auth=AuthType.NONE)
-        adapter = connect(server)
-        ref = await adapter.submit(REQUEST)
-        real = server.handler
 
         def old_airflow(request: httpx.Request) -> httpx.Response:
             if request.url.path.endswith("/setNote"):
                 return httpx.Response(404, json={"detail": "Not Found"})
-            return real(request)
+            return server.handler(request)
 
-        old = connect(server, httpx.MockTransport(old_airflow))
-        await old.cancel(ref)
-        status = await old.get_status(ref)
-        await adapter.http.aclose()
-        await old.http.aclose()
+        async with connected(server, old_airflow) as old:
+            ref = await old.submit(REQUEST)
+            await old.cancel(ref)
+            status = await old.get_status(ref)
         assert status.state is RunState.FAILED
 
 
 class TestErrors:
-    @pytest.mark.parametrize("status", [500, 502, 503])
-    async def test_5xx_is_unavailable(
-        self, server: AirflowServer, adapter: Orchestrator, status: int
-    ) -> None:
-        await adapter.submit(REQUEST)  # logs in first, so the failure hits the trigger itself
-        server.fail_next(status)
-        with pytest.raises(OrchestratorUnavailable):
-            await adapter.submit(REQUEST)
-
-    async def test_429_carries_retry_after(
-        self, server: AirflowServer, adapter: Orchestrator
-    ) -> None:
-        server.fail_next(429, headers={"Retry-After": "30"})
-        with pytest.raises(OrchestratorUnavailable) as caught:
-            await adapter.submit(REQUEST)
-        assert caught.value.retry_after == 30
-
-    async def test_timeout_is_unavailable(self, server: AirflowServer) -> None:
-        def slow(request: httpx.Request) -> httpx.Response:
-            raise httpx.ReadTimeout("timed out", request=request)
-
-        adapter = connect(server, httpx.MockTransport(slow))
-        with pytest.raises(OrchestratorUnavailable, match="timed out"):
-            await adapter.submit(REQUEST)
-        await adapter.http.aclose()
-
     async def test_unknown_dag_is_rejected(
         self, server: AirflowServer, adapter: Orchestrator
     ) -> None:
@@ -289,10 +232,9 @@ class TestErrors:
     )
     async def test_malformed_2xx_is_unavailable(self, answer: httpx.Response) -> None:
         server = AirflowServer(auth=AuthType.NONE)
-        adapter = connect(server, httpx.MockTransport(lambda request: answer))
-        with pytest.raises(OrchestratorUnavailable, match="malformed"):
-            await adapter.submit(REQUEST)
-        await adapter.http.aclose()
+        async with connected(server, lambda request: answer) as adapter:
+            with pytest.raises(OrchestratorUnavailable, match="malformed"):
+                await adapter.submit(REQUEST)
 
 
 class TestJWTAuth:
@@ -368,10 +310,9 @@ class TestJWTAuth:
     async def test_login_failures_become_our_errors(
         self, server: AirflowServer, answer: httpx.Response, error: type[Exception]
     ) -> None:
-        adapter = connect(server, httpx.MockTransport(lambda request: answer))
-        with pytest.raises(error):
-            await adapter.submit(REQUEST)
-        await adapter.http.aclose()
+        async with connected(server, lambda request: answer) as adapter:
+            with pytest.raises(error):
+                await adapter.submit(REQUEST)
 
     async def test_connection_with_airflow_jwt_gets_the_login_flow(
         self, server: AirflowServer

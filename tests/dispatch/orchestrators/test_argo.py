@@ -3,54 +3,27 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 import httpx
 import pytest
-import pytest_asyncio
 
-from retrigger.dispatch.orchestrators.argo import (
-    ArgoOptions,
-    ArgoOrchestrator,
-    label_value,
-    workflow_name,
-)
-from retrigger.dispatch.orchestrators.base import RetrainRequest, RunRef, RunState, make_client
+from retrigger.dispatch.orchestrators.argo import ArgoOptions, label_value, workflow_name
+from retrigger.dispatch.orchestrators.base import Orchestrator, RetrainRequest, RunRef, RunState
 from retrigger.errors import OrchestratorRejected, OrchestratorUnavailable
+from tests.dispatch.orchestrators import helpers
+from tests.dispatch.orchestrators.servers import connected
 from tests.dispatch.orchestrators.servers.argo import TOKEN, ArgoServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-Handler = Callable[[httpx.Request], httpx.Response]
 SUBMIT = "/api/v1/workflows/ml/submit"
-CONTEXT = {
-    "product": "fraud-scorer",
-    "decision_id": 7,
-    "run_id": 42,
-    "reasons": ["data_drift"],
-    "window_start": "2024-05-01T00:00:00Z",
-    "window_end": "2024-05-08T00:00:00Z",
-}
+CONTEXT = {**helpers.CONTEXT, **helpers.WINDOW}
 
 
-def retrain(key: str = "retrigger-run-42", run_id: int = 42) -> RetrainRequest:
-    return RetrainRequest(
-        idempotency_key=key,
-        run_id=run_id,
-        product="fraud-scorer",
-        pipeline="train-fraud-scorer",
-        parameters={"epochs": 3, "model": "xgb", "grid": {"depth": [4, 6]}},
-        decision_id=7,
-        reasons=("data_drift",),
-        context=CONTEXT,
-    )
-
-
-def build(server: ArgoServer, handler: Handler | None = None) -> ArgoOrchestrator:
-    transport = httpx.MockTransport(handler or server.handler)
-    client = make_client(ArgoOrchestrator, server.connection, transport=transport)
-    return ArgoOrchestrator(server.connection, client)
+def retrain(run_id: int = 42) -> RetrainRequest:
+    parameters = {"epochs": 3, "model": "xgb", "grid": {"depth": [4, 6]}}
+    return helpers.retrain("train-fraud-scorer", parameters, run_id=run_id, context=CONTEXT)
 
 
 @pytest.fixture
@@ -58,16 +31,9 @@ def server() -> ArgoServer:
     return ArgoServer()
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def adapter(server: ArgoServer) -> AsyncIterator[ArgoOrchestrator]:
-    orchestrator = build(server)
-    yield orchestrator
-    await orchestrator.http.aclose()
-
-
 class TestSubmit:
     async def test_submits_the_template_under_the_key(
-        self, server: ArgoServer, adapter: ArgoOrchestrator
+        self, server: ArgoServer, adapter: Orchestrator
     ) -> None:
         ref = await adapter.submit(retrain())
 
@@ -97,14 +63,13 @@ class TestSubmit:
 
     async def test_context_parameter_can_be_left_out(self) -> None:
         server = ArgoServer(ArgoOptions(namespace="ml", context_parameter=None))
-        adapter = build(server)
-        await adapter.submit(retrain())
+        async with connected(server) as adapter:
+            await adapter.submit(retrain())
         parameters = json.loads(server.requests[0].content)["submitOptions"]["parameters"]
         assert [p.partition("=")[0] for p in parameters] == ["epochs", "model", "grid"]
-        await adapter.http.aclose()
 
     async def test_conflict_returns_the_existing_workflow(
-        self, server: ArgoServer, adapter: ArgoOrchestrator
+        self, server: ArgoServer, adapter: Orchestrator
     ) -> None:
         first = await adapter.submit(retrain())
         server.requests.clear()
@@ -117,19 +82,19 @@ class TestSubmit:
         assert server.launched == 1
 
     async def test_conflict_with_another_runs_workflow_is_rejected(
-        self, server: ArgoServer, adapter: ArgoOrchestrator
+        self, server: ArgoServer, adapter: Orchestrator
     ) -> None:
         await adapter.submit(retrain(run_id=41))
         with pytest.raises(OrchestratorRejected, match="belongs to run 41"):
             await adapter.submit(retrain(run_id=42))
 
     async def test_unknown_template_is_rejected(
-        self, server: ArgoServer, adapter: ArgoOrchestrator
+        self, server: ArgoServer, adapter: Orchestrator
     ) -> None:
         with pytest.raises(OrchestratorRejected, match="404"):
             await adapter.submit(replace(retrain(), pipeline="no-such-template"))
 
-    async def test_parameter_name_with_equals_is_rejected(self, adapter: ArgoOrchestrator) -> None:
+    async def test_parameter_name_with_equals_is_rejected(self, adapter: Orchestrator) -> None:
         with pytest.raises(OrchestratorRejected, match="parameter names"):
             await adapter.submit(replace(retrain(), parameters={"a=b": 1}))
 
@@ -157,7 +122,7 @@ class TestStatus:
         ],
     )
     async def test_maps_every_phase(
-        self, server: ArgoServer, adapter: ArgoOrchestrator, phase: str | None, state: RunState
+        self, server: ArgoServer, adapter: Orchestrator, phase: str | None, state: RunState
     ) -> None:
         ref = await adapter.submit(retrain())
         server.set_phase(ref.external_id, phase)
@@ -165,7 +130,7 @@ class TestStatus:
         assert server.requests[-1].url.path == "/api/v1/workflows/ml/retrigger-run-42"
 
     async def test_unknown_phase_is_running_with_the_raw_phase(
-        self, server: ArgoServer, adapter: ArgoOrchestrator
+        self, server: ArgoServer, adapter: Orchestrator
     ) -> None:
         ref = await adapter.submit(retrain())
         server.set_phase(ref.external_id, "Hibernating")
@@ -174,7 +139,7 @@ class TestStatus:
         assert "Hibernating" in status.detail
 
     async def test_terminated_workflow_is_cancelled(
-        self, server: ArgoServer, adapter: ArgoOrchestrator
+        self, server: ArgoServer, adapter: Orchestrator
     ) -> None:
         ref = await adapter.submit(retrain())
         server.finish(ref.external_id, RunState.CANCELLED)
@@ -183,7 +148,7 @@ class TestStatus:
         assert "Terminate" in status.detail
 
     async def test_failure_message_and_outputs_are_reported(
-        self, server: ArgoServer, adapter: ArgoOrchestrator
+        self, server: ArgoServer, adapter: Orchestrator
     ) -> None:
         ref = await adapter.submit(retrain())
         server.workflows[ref.external_id]["status"] = {
@@ -193,14 +158,14 @@ class TestStatus:
         status = await adapter.get_status(ref)
         assert status.outputs == {"model_version": "fraud-scorer-12"}
 
-    async def test_deleted_workflow_is_rejected(self, adapter: ArgoOrchestrator) -> None:
+    async def test_deleted_workflow_is_rejected(self, adapter: Orchestrator) -> None:
         with pytest.raises(OrchestratorRejected, match="404"):
             await adapter.get_status(RunRef("retrigger-run-1", data={"namespace": "ml"}))
 
 
 class TestCancel:
     async def test_terminates_a_running_workflow(
-        self, server: ArgoServer, adapter: ArgoOrchestrator
+        self, server: ArgoServer, adapter: Orchestrator
     ) -> None:
         ref = await adapter.submit(retrain())
         server.set_phase(ref.external_id, "Running")
@@ -214,63 +179,29 @@ class TestCancel:
         assert (await adapter.get_status(ref)).state is RunState.CANCELLED
 
     async def test_completed_workflow_is_left_alone(
-        self, server: ArgoServer, adapter: ArgoOrchestrator
+        self, server: ArgoServer, adapter: Orchestrator
     ) -> None:
         ref = await adapter.submit(retrain())
         server.finish(ref.external_id, RunState.SUCCEEDED)
         await adapter.cancel(ref)
         assert server.requests[-1].method == "GET"
 
-    async def test_workflow_ending_during_cancel_is_no_error(self, server: ArgoServer) -> None:
-        seed = build(server)
-        ref = await seed.submit(retrain())
-        await seed.http.aclose()
+    async def test_workflow_ending_during_cancel_is_no_error(
+        self, server: ArgoServer, adapter: Orchestrator
+    ) -> None:
+        ref = await adapter.submit(retrain())
 
         def finish_first(request: httpx.Request) -> httpx.Response:
             if request.url.path.endswith("/terminate"):
                 server.finish(ref.external_id, RunState.SUCCEEDED)
             return server.handler(request)  # Argo answers 500 for a completed workflow
 
-        adapter = build(server, finish_first)
-        await adapter.cancel(ref)
-        assert (await adapter.get_status(ref)).state is RunState.SUCCEEDED
-        await adapter.http.aclose()
+        async with connected(server, finish_first) as racing:
+            await racing.cancel(ref)
+            assert (await racing.get_status(ref)).state is RunState.SUCCEEDED
 
 
 class TestErrors:
-    @pytest.mark.parametrize("status", [500, 502, 503])
-    async def test_5xx_is_unavailable(
-        self, server: ArgoServer, adapter: ArgoOrchestrator, status: int
-    ) -> None:
-        server.fail_next(status)
-        with pytest.raises(OrchestratorUnavailable):
-            await adapter.submit(retrain())
-
-    async def test_429_carries_retry_after(
-        self, server: ArgoServer, adapter: ArgoOrchestrator
-    ) -> None:
-        server.fail_next(429, headers={"Retry-After": "12"})
-        with pytest.raises(OrchestratorUnavailable) as caught:
-            await adapter.submit(retrain())
-        assert caught.value.retry_after == 12
-
-    async def test_timeout_is_unavailable(self, server: ArgoServer) -> None:
-        def slow(request: httpx.Request) -> httpx.Response:
-            raise httpx.ConnectTimeout("slow", request=request)
-
-        adapter = build(server, slow)
-        with pytest.raises(OrchestratorUnavailable, match="timed out"):
-            await adapter.submit(retrain())
-        await adapter.http.aclose()
-
-    @pytest.mark.parametrize("status", [400, 401, 403])
-    async def test_4xx_is_rejected(
-        self, server: ArgoServer, adapter: ArgoOrchestrator, status: int
-    ) -> None:
-        server.fail_next(status)
-        with pytest.raises(OrchestratorRejected):
-            await adapter.submit(retrain())
-
     @pytest.mark.parametrize(
         "answer",
         [
@@ -282,7 +213,6 @@ class TestErrors:
     async def test_malformed_2xx_is_unavailable(
         self, server: ArgoServer, answer: httpx.Response
     ) -> None:
-        adapter = build(server, lambda request: answer)
-        with pytest.raises(OrchestratorUnavailable, match="malformed"):
-            await adapter.submit(retrain())
-        await adapter.http.aclose()
+        async with connected(server, lambda request: answer) as adapter:
+            with pytest.raises(OrchestratorUnavailable, match="malformed"):
+                await adapter.submit(retrain())

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from retrigger.dispatch.orchestrators import get_orchestrator
 from retrigger.dispatch.orchestrators.base import (
@@ -19,34 +18,19 @@ from retrigger.dispatch.orchestrators.base import (
     RunState,
 )
 from retrigger.errors import OrchestratorRejected, OrchestratorUnavailable
-from tests.dispatch.orchestrators.servers import Server, connect, discover, parameters, skips
+from tests.dispatch.orchestrators.helpers import CONTEXT, WINDOW, retrain
+from tests.dispatch.orchestrators.servers import Server, connected, discover, parameters, skips
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 SERVERS = discover()
+FULL_CONTEXT = {**CONTEXT, **WINDOW, "reference_version": 3, "model_version": "fraud-scorer-11"}
 
 
-def retrain_request(server: Server, key: str | None = None) -> RetrainRequest:
+def retrain_request(server: Server) -> RetrainRequest:
     # Unique keys: some fakes keep process-wide ledgers keyed by the external id.
-    return RetrainRequest(
-        idempotency_key=key or f"retrigger-run-{uuid.uuid4().hex[:12]}",
-        run_id=42,
-        product="fraud-scorer",
-        pipeline=server.pipeline,
-        parameters=parameters(server),
-        decision_id=7,
-        reasons=("data_drift",),
-        context={
-            "product": "fraud-scorer",
-            "decision_id": 7,
-            "run_id": 42,
-            "reasons": ["data_drift"],
-            "window_start": "2024-05-01T00:00:00Z",
-            "window_end": "2024-05-08T00:00:00Z",
-            "reference_version": 3,
-            "model_version": "fraud-scorer-11",
-        },
-    )
+    key = f"retrigger-run-{uuid.uuid4().hex[:12]}"
+    return retrain(server.pipeline, parameters(server), key=key, context=FULL_CONTEXT)
 
 
 def roundtrip(ref: RunRef) -> RunRef:
@@ -71,13 +55,6 @@ def server(request: pytest.FixtureRequest) -> Server:
     return factory()
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def adapter(server: Server) -> AsyncIterator[Orchestrator]:
-    orchestrator = connect(server)
-    yield orchestrator
-    await orchestrator.http.aclose()
-
-
 class TestAdapterClass:
     async def test_options_forbid_unknown_fields(self, server: Server) -> None:
         cls = get_orchestrator(server.kind)
@@ -91,7 +68,7 @@ class TestSubmit:
         request = retrain_request(server)
         first = await adapter.submit(request)
         again = await adapter.submit(request)
-        assert again.external_id == first.external_id
+        assert again == first
         assert server.launched == 1
 
     async def test_concurrent_submissions_launch_once(
@@ -124,6 +101,18 @@ class TestFailures:
         assert ref.external_id
         assert server.launched == 1
 
+    @pytest.mark.parametrize("status", [500, 502, 503, 504])
+    async def test_5xx_is_unavailable(
+        self, server: Server, adapter: Orchestrator, status: int
+    ) -> None:
+        require(server, "http")
+        # A first submission behind: what fails is the launch itself, not e.g. an Airflow login.
+        await adapter.submit(retrain_request(server))
+        server.fail_next(status)
+        with pytest.raises(OrchestratorUnavailable):
+            await adapter.submit(retrain_request(server))
+        assert server.launched == 1
+
     async def test_429_carries_retry_after(self, server: Server, adapter: Orchestrator) -> None:
         require(server, "http")
         server.fail_next(429, headers={"Retry-After": "7"})
@@ -132,22 +121,40 @@ class TestFailures:
         assert caught.value.retry_after == 7
         assert server.launched == 0
 
-    async def test_400_is_rejected(self, server: Server, adapter: Orchestrator) -> None:
+    @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+    async def test_4xx_is_rejected(
+        self, server: Server, adapter: Orchestrator, status: int
+    ) -> None:
         require(server, "http")
-        server.fail_next(400)
+        server.fail_next(status)
         with pytest.raises(OrchestratorRejected):
             await adapter.submit(retrain_request(server))
         assert server.launched == 0
 
+    @pytest.mark.parametrize("status", [429, 502])
     async def test_status_outage_is_unavailable(
-        self, server: Server, adapter: Orchestrator
+        self, server: Server, adapter: Orchestrator, status: int
     ) -> None:
         require(server, "http")
         require_status(server)
         ref = await adapter.submit(retrain_request(server))
-        server.fail_next(502)
-        with pytest.raises(OrchestratorUnavailable):
+        server.fail_next(status, headers={"Retry-After": "30"})
+        with pytest.raises(OrchestratorUnavailable) as caught:
             await adapter.get_status(ref)
+        assert caught.value.retry_after == 30
+
+    @pytest.mark.parametrize("error", [httpx.ConnectTimeout, httpx.ReadTimeout, httpx.WriteTimeout])
+    async def test_timeout_is_unavailable(
+        self, server: Server, error: type[httpx.TimeoutException]
+    ) -> None:
+        require(server, "http")
+
+        def slow(request: httpx.Request) -> httpx.Response:
+            raise error("slow", request=request)
+
+        async with connected(server, slow) as adapter:
+            with pytest.raises(OrchestratorUnavailable, match="timed out"):
+                await adapter.submit(retrain_request(server))
 
     @pytest.mark.parametrize(
         "error",
@@ -162,8 +169,7 @@ class TestFailures:
         def explode(request: httpx.Request) -> httpx.Response:
             raise error("boom", request=request)
 
-        broken = connect(server, httpx.MockTransport(explode))
-        try:
+        async with connected(server, explode) as broken:
             with pytest.raises(OrchestratorUnavailable):
                 await broken.submit(retrain_request(server))
             if get_orchestrator(server.kind).reports_status:
@@ -172,8 +178,6 @@ class TestFailures:
             if "cancel" not in skips(server):
                 with pytest.raises(OrchestratorUnavailable):
                     await broken.cancel(ref)
-        finally:
-            await broken.http.aclose()
 
 
 class TestStatus:

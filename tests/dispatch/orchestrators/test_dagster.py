@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
-import pytest_asyncio
 
 from retrigger.dispatch.orchestrators.base import (
     AuthType,
@@ -19,7 +16,9 @@ from retrigger.dispatch.orchestrators.base import (
 )
 from retrigger.dispatch.orchestrators.dagster import RUN_KEY_TAG, DagsterOrchestrator
 from retrigger.errors import InvalidConfig, OrchestratorRejected, OrchestratorUnavailable
-from tests.dispatch.orchestrators.servers import connect
+from tests.dispatch.orchestrators import helpers
+from tests.dispatch.orchestrators.helpers import CONTEXT
+from tests.dispatch.orchestrators.servers import connected
 from tests.dispatch.orchestrators.servers.dagster import (
     BASE_URL,
     JOB,
@@ -30,16 +29,8 @@ from tests.dispatch.orchestrators.servers.dagster import (
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-CONTEXT = {"product": "fraud-scorer", "decision_id": 7, "run_id": 42, "reasons": ["data_drift"]}
 RUN_CONFIG = {"ops": {"train": {"config": {"epochs": 3}}}}
-REQUEST = RetrainRequest(
-    idempotency_key="retrigger-run-42",
-    run_id=42,
-    product="fraud-scorer",
-    pipeline=JOB,
-    parameters=RUN_CONFIG,
-    context=CONTEXT,
-)
+REQUEST = helpers.retrain(JOB, RUN_CONFIG)
 
 
 @pytest.fixture
@@ -47,17 +38,8 @@ def server() -> DagsterServer:
     return DagsterServer()
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def adapter(server: DagsterServer) -> AsyncIterator[Orchestrator]:
-    orchestrator = connect(server)
-    yield orchestrator
-    await orchestrator.http.aclose()
-
-
 async def submitted(server: DagsterServer, adapter: Orchestrator) -> RunRef:
-    ref = await adapter.submit(REQUEST)
-    server.requests.clear()
-    return ref
+    return await helpers.submitted(server, adapter, REQUEST)
 
 
 def tags_of(variables: dict[str, Any]) -> dict[str, str]:
@@ -109,12 +91,11 @@ class TestSubmit:
 
     async def test_parameters_as_tags(self) -> None:
         server = DagsterServer(parameters_as="tags")
-        adapter = connect(server)
         request = RetrainRequest(
             "retrigger-run-1", 1, "fraud-scorer", JOB, {"epochs": 3, "dataset": "s3://d/x"}
         )
-        await adapter.submit(request)
-        await adapter.http.aclose()
+        async with connected(server) as adapter:
+            await adapter.submit(request)
         _, (_, launch_vars) = server.operations()
         assert launch_vars["executionParams"]["runConfigData"] == {}
         tags = tags_of(launch_vars)
@@ -248,39 +229,6 @@ class TestCancel:
 
 
 class TestErrors:
-    @pytest.mark.parametrize("status", [500, 502, 503])
-    async def test_5xx_is_unavailable(
-        self, server: DagsterServer, adapter: Orchestrator, status: int
-    ) -> None:
-        server.fail_next(status)
-        with pytest.raises(OrchestratorUnavailable):
-            await adapter.submit(REQUEST)
-
-    async def test_429_carries_retry_after(
-        self, server: DagsterServer, adapter: Orchestrator
-    ) -> None:
-        server.fail_next(429, headers={"Retry-After": "3"})
-        with pytest.raises(OrchestratorUnavailable) as caught:
-            await adapter.submit(REQUEST)
-        assert caught.value.retry_after == 3
-
-    async def test_timeout_is_unavailable(self, server: DagsterServer) -> None:
-        def slow(request: httpx.Request) -> httpx.Response:
-            raise httpx.ReadTimeout("timed out", request=request)
-
-        adapter = connect(server, httpx.MockTransport(slow))
-        with pytest.raises(OrchestratorUnavailable, match="timed out"):
-            await adapter.submit(REQUEST)
-        await adapter.http.aclose()
-
-    @pytest.mark.parametrize("status", [400, 401, 403, 404])
-    async def test_4xx_is_rejected(
-        self, server: DagsterServer, adapter: Orchestrator, status: int
-    ) -> None:
-        server.fail_next(status)
-        with pytest.raises(OrchestratorRejected):
-            await adapter.submit(REQUEST)
-
     async def test_top_level_graphql_errors_are_unavailable(
         self, server: DagsterServer, adapter: Orchestrator
     ) -> None:
@@ -320,18 +268,16 @@ class TestErrors:
 class TestAuth:
     async def test_bearer_token(self) -> None:
         server = DagsterServer(auth=AuthType.BEARER, secret="tok")
-        adapter = connect(server)
-        await adapter.submit(REQUEST)
-        await adapter.http.aclose()
+        async with connected(server) as adapter:
+            await adapter.submit(REQUEST)
         assert {r.headers["authorization"] for r in server.requests} == {"Bearer tok"}
 
     async def test_token_in_a_custom_header_for_dagster_plus(self) -> None:
         server = DagsterServer(
             auth=AuthType.BEARER, secret="user:tok", api_token_header="Dagster-Cloud-Api-Token"
         )
-        adapter = connect(server)
-        await adapter.submit(REQUEST)
-        await adapter.http.aclose()
+        async with connected(server) as adapter:
+            await adapter.submit(REQUEST)
         assert all(r.headers["dagster-cloud-api-token"] == "user:tok" for r in server.requests)
         assert all("authorization" not in r.headers for r in server.requests)
 

@@ -11,24 +11,14 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from retrigger.dispatch.orchestrators.base import (
-    ConnectionConfig,
-    RetrainRequest,
-    RunRef,
-    RunState,
-)
+from retrigger.dispatch.orchestrators.base import ConnectionConfig, RunRef, RunState
 from retrigger.dispatch.orchestrators.fake import FakeOptions, FakeOrchestrator
 from retrigger.errors import InvalidConfig
+from tests.dispatch.orchestrators.helpers import retrain
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-REQUEST = RetrainRequest(
-    idempotency_key="retrigger-run-42",
-    run_id=42,
-    product="fraud-scorer",
-    pipeline="train",
-    parameters={"epochs": 3},
-)
+REQUEST = retrain("train", {"epochs": 3})
 
 
 def no_network(request: httpx.Request) -> httpx.Response:

@@ -3,68 +3,28 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
 import httpx
 import pytest
-import pytest_asyncio
 
-from retrigger.dispatch.orchestrators.base import (
-    AuthType,
-    ConnectionConfig,
-    RetrainRequest,
-    RunRef,
-    RunState,
-    make_client,
-)
-from retrigger.dispatch.orchestrators.kubeflow import KubeflowOptions, KubeflowOrchestrator
+from retrigger.dispatch.orchestrators.base import AuthType, Orchestrator, RetrainRequest, RunState
+from retrigger.dispatch.orchestrators.kubeflow import KubeflowOptions
 from retrigger.errors import OrchestratorRejected, OrchestratorUnavailable
+from tests.dispatch.orchestrators import helpers
+from tests.dispatch.orchestrators.helpers import answering
+from tests.dispatch.orchestrators.servers import connected
 from tests.dispatch.orchestrators.servers.kubeflow import TOKEN, KubeflowServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-Handler = Callable[[httpx.Request], httpx.Response]
-CONTEXT = {
-    "product": "fraud-scorer",
-    "decision_id": 7,
-    "run_id": 42,
-    "reasons": ["data_drift"],
-    "window_start": "2024-05-01T00:00:00Z",
-    "window_end": "2024-05-08T00:00:00Z",
-    "reference_version": 3,
-    "model_version": None,
-}
+RUNS = "/pipeline/apis/v2beta1/runs"
+CONTEXT = {**helpers.CONTEXT, **helpers.WINDOW, "reference_version": 3, "model_version": None}
 
 
-def retrain(pipeline: str = "pl-fraud", key: str = "retrigger-run-42") -> RetrainRequest:
-    return RetrainRequest(
-        idempotency_key=key,
-        run_id=42,
-        product="fraud-scorer",
-        pipeline=pipeline,
-        parameters={"epochs": 3, "features": ["a", "b"]},
-        decision_id=7,
-        reasons=("data_drift",),
-        context=CONTEXT,
-    )
-
-
-def build(server: KubeflowServer, handler: Handler | None = None) -> KubeflowOrchestrator:
-    transport = httpx.MockTransport(handler or server.handler)
-    client = make_client(KubeflowOrchestrator, server.connection, transport=transport)
-    return KubeflowOrchestrator(server.connection, client)
-
-
-def answering(server: KubeflowServer, method: str, path: str, answer: httpx.Response) -> Handler:
-    """The server's handler, except ``answer`` for ``method path``."""
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.method == method and request.url.path == path:
-            server.requests.append(request)
-            return answer
-        return server.handler(request)
-
-    return handler
+def retrain(pipeline: str = "pl-fraud", key: str = helpers.KEY) -> RetrainRequest:
+    parameters = {"epochs": 3, "features": ["a", "b"]}
+    return helpers.retrain(pipeline, parameters, key=key, context=CONTEXT)
 
 
 @pytest.fixture
@@ -72,21 +32,14 @@ def server() -> KubeflowServer:
     return KubeflowServer()
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def adapter(server: KubeflowServer) -> AsyncIterator[KubeflowOrchestrator]:
-    orchestrator = build(server)
-    yield orchestrator
-    await orchestrator.http.aclose()
-
-
 class TestSubmit:
     async def test_looks_up_then_creates_the_run(
-        self, server: KubeflowServer, adapter: KubeflowOrchestrator
+        self, server: KubeflowServer, adapter: Orchestrator
     ) -> None:
         ref = await adapter.submit(retrain())
 
         lookup, create = server.requests
-        assert (lookup.method, lookup.url.path) == ("GET", "/pipeline/apis/v2beta1/runs")
+        assert (lookup.method, lookup.url.path) == ("GET", RUNS)
         assert json.loads(lookup.url.params["filter"]) == {
             "predicates": [
                 {"key": "display_name", "operation": "EQUALS", "string_value": "retrigger-run-42"}
@@ -94,7 +47,7 @@ class TestSubmit:
         }
         assert lookup.url.params["namespace"] == "ml"
         assert lookup.url.params["experiment_id"] == "exp-1"
-        assert (create.method, create.url.path) == ("POST", "/pipeline/apis/v2beta1/runs")
+        assert (create.method, create.url.path) == ("POST", RUNS)
         body = json.loads(create.content)
         assert body.pop("description").startswith("retrigger retrigger-run-42: {")
         assert body == {
@@ -109,14 +62,14 @@ class TestSubmit:
         assert ref.data == {"display_name": "retrigger-run-42"}
 
     async def test_every_request_carries_the_bearer_token(
-        self, server: KubeflowServer, adapter: KubeflowOrchestrator
+        self, server: KubeflowServer, adapter: Orchestrator
     ) -> None:
         ref = await adapter.submit(retrain())
         await adapter.get_status(ref)
         assert {r.headers["authorization"] for r in server.requests} == {f"Bearer {TOKEN}"}
 
     async def test_pipeline_version_is_referenced(
-        self, server: KubeflowServer, adapter: KubeflowOrchestrator
+        self, server: KubeflowServer, adapter: Orchestrator
     ) -> None:
         await adapter.submit(retrain("pl-fraud/pv-2"))
         body = json.loads(server.requests[-1].content)
@@ -126,7 +79,7 @@ class TestSubmit:
         }
 
     async def test_existing_run_named_after_the_key_is_returned(
-        self, server: KubeflowServer, adapter: KubeflowOrchestrator
+        self, server: KubeflowServer, adapter: Orchestrator
     ) -> None:
         first = await adapter.submit(retrain())
         server.requests.clear()
@@ -136,7 +89,7 @@ class TestSubmit:
         assert server.launched == 1
 
     async def test_a_similar_name_is_not_the_same_run(
-        self, server: KubeflowServer, adapter: KubeflowOrchestrator
+        self, server: KubeflowServer, adapter: Orchestrator
     ) -> None:
         await adapter.submit(retrain(key="retrigger-run-4"))
         await adapter.submit(retrain(key="retrigger-run-42"))
@@ -144,8 +97,8 @@ class TestSubmit:
 
     async def test_context_parameters_are_opt_in(self) -> None:
         server = KubeflowServer(KubeflowOptions(context_parameters=True))
-        adapter = build(server)
-        await adapter.submit(retrain())
+        async with connected(server) as adapter:
+            await adapter.submit(retrain())
         parameters = json.loads(server.requests[-1].content)["runtime_config"]["parameters"]
         assert parameters == {
             "epochs": 3,
@@ -158,17 +111,16 @@ class TestSubmit:
             "retrigger_window_end": "2024-05-08T00:00:00Z",
             "retrigger_reference_version": 3,
         }
-        await adapter.http.aclose()
 
     @pytest.mark.parametrize("pipeline", ["", "/pv-1", "a/b/c"])
     async def test_malformed_pipeline_ref_is_rejected(
-        self, server: KubeflowServer, adapter: KubeflowOrchestrator, pipeline: str
+        self, server: KubeflowServer, adapter: Orchestrator, pipeline: str
     ) -> None:
         with pytest.raises(OrchestratorRejected, match="pipeline_id"):
             await adapter.submit(retrain(pipeline))
         assert server.requests == []
 
-    async def test_unknown_pipeline_is_rejected(self, adapter: KubeflowOrchestrator) -> None:
+    async def test_unknown_pipeline_is_rejected(self, adapter: Orchestrator) -> None:
         with pytest.raises(OrchestratorRejected, match="404"):
             await adapter.submit(retrain("pl-unknown"))
 
@@ -191,7 +143,7 @@ class TestStatus:
     async def test_maps_every_kfp_state(
         self,
         server: KubeflowServer,
-        adapter: KubeflowOrchestrator,
+        adapter: Orchestrator,
         remote: str,
         state: RunState,
     ) -> None:
@@ -199,10 +151,10 @@ class TestStatus:
         server.set_state(ref.external_id, remote)
         status = await adapter.get_status(ref)
         assert status.state is state
-        assert server.requests[-1].url.path == f"/pipeline/apis/v2beta1/runs/{ref.external_id}"
+        assert server.requests[-1].url.path == f"{RUNS}/{ref.external_id}"
 
     async def test_unknown_state_is_running_with_the_raw_state(
-        self, server: KubeflowServer, adapter: KubeflowOrchestrator
+        self, server: KubeflowServer, adapter: Orchestrator
     ) -> None:
         ref = await adapter.submit(retrain())
         server.set_state(ref.external_id, "HIBERNATING")
@@ -211,14 +163,14 @@ class TestStatus:
         assert "HIBERNATING" in status.detail
 
     async def test_missing_state_is_queued(
-        self, server: KubeflowServer, adapter: KubeflowOrchestrator
+        self, server: KubeflowServer, adapter: Orchestrator
     ) -> None:
         ref = await adapter.submit(retrain())
         del server.runs[ref.external_id]["state"]  # proto3 JSON omits the zero enum value
         assert (await adapter.get_status(ref)).state is RunState.QUEUED
 
     async def test_failure_detail_carries_the_error(
-        self, server: KubeflowServer, adapter: KubeflowOrchestrator
+        self, server: KubeflowServer, adapter: Orchestrator
     ) -> None:
         ref = await adapter.submit(retrain())
         server.set_state(ref.external_id, "FAILED")
@@ -229,92 +181,47 @@ class TestStatus:
 
 class TestCancel:
     async def test_terminates_a_running_run(
-        self, server: KubeflowServer, adapter: KubeflowOrchestrator
+        self, server: KubeflowServer, adapter: Orchestrator
     ) -> None:
         ref = await adapter.submit(retrain())
         server.set_state(ref.external_id, "RUNNING")
         await adapter.cancel(ref)
         terminate = server.requests[-1]
         assert terminate.method == "POST"
-        assert terminate.url.path == f"/pipeline/apis/v2beta1/runs/{ref.external_id}:terminate"
+        assert terminate.url.path == f"{RUNS}/{ref.external_id}:terminate"
         assert server.runs[ref.external_id]["state"] == "CANCELED"
 
     async def test_finished_run_is_left_alone(
-        self, server: KubeflowServer, adapter: KubeflowOrchestrator
+        self, server: KubeflowServer, adapter: Orchestrator
     ) -> None:
         ref = await adapter.submit(retrain())
         server.set_state(ref.external_id, "SUCCEEDED")
         await adapter.cancel(ref)
         assert not any(r.url.path.endswith(":terminate") for r in server.requests)
 
-    async def test_run_ending_during_cancel_is_no_error(self, server: KubeflowServer) -> None:
-        seed = build(server)
-        ref = await seed.submit(retrain())
-        await seed.http.aclose()
-        path = f"/pipeline/apis/v2beta1/runs/{ref.external_id}:terminate"
+    async def test_run_ending_during_cancel_is_no_error(
+        self, server: KubeflowServer, adapter: Orchestrator
+    ) -> None:
+        ref = await adapter.submit(retrain())
+        path = f"{RUNS}/{ref.external_id}:terminate"
 
         def finish_first(request: httpx.Request) -> httpx.Response:
             if request.url.path == path:
                 server.set_state(ref.external_id, "SUCCEEDED")
             return server.handler(request)
 
-        adapter = build(server, finish_first)
-        await adapter.cancel(ref)
+        async with connected(server, finish_first) as racing:
+            await racing.cancel(ref)
         assert server.runs[ref.external_id]["state"] == "SUCCEEDED"
-        await adapter.http.aclose()
 
 
 class TestErrors:
-    @pytest.mark.parametrize("status", [500, 502, 503, 504])
-    async def test_5xx_is_unavailable(
-        self, server: KubeflowServer, adapter: KubeflowOrchestrator, status: int
-    ) -> None:
-        server.fail_next(status)
-        with pytest.raises(OrchestratorUnavailable):
-            await adapter.submit(retrain())
-        assert server.launched == 0
-
-    async def test_429_carries_retry_after(
-        self, server: KubeflowServer, adapter: KubeflowOrchestrator
-    ) -> None:
-        server.fail_next(429, headers={"Retry-After": "30"})
-        with pytest.raises(OrchestratorUnavailable) as caught:
-            await adapter.get_status(RunRef("run-1"))
-        assert caught.value.retry_after == 30
-
-    async def test_timeout_is_unavailable(self, server: KubeflowServer) -> None:
-        def slow(request: httpx.Request) -> httpx.Response:
-            raise httpx.ReadTimeout("slow", request=request)
-
-        adapter = build(server, slow)
-        with pytest.raises(OrchestratorUnavailable, match="timed out"):
-            await adapter.submit(retrain())
-        await adapter.http.aclose()
-
-    @pytest.mark.parametrize("status", [400, 401, 403, 404])
-    async def test_4xx_is_rejected(
-        self, server: KubeflowServer, adapter: KubeflowOrchestrator, status: int
-    ) -> None:
-        server.fail_next(status)
-        with pytest.raises(OrchestratorRejected):
-            await adapter.submit(retrain())
-
     async def test_missing_token_is_rejected(self, server: KubeflowServer) -> None:
-        connection = ConnectionConfig(
-            name="anonymous",
-            kind="kubeflow",
-            base_url=server.connection.base_url,
-            auth=AuthType.NONE,
-            options=server.connection.options,
-        )
-        client = make_client(
-            KubeflowOrchestrator, connection, transport=httpx.MockTransport(server.handler)
-        )
-        adapter = KubeflowOrchestrator(connection, client)
-        with pytest.raises(OrchestratorRejected, match="401"):
-            await adapter.submit(retrain())
+        anonymous = replace(server.connection, auth=AuthType.NONE, secret=None)
+        async with connected(server, connection=anonymous) as adapter:
+            with pytest.raises(OrchestratorRejected, match="401"):
+                await adapter.submit(retrain())
         assert "authorization" not in server.requests[-1].headers
-        await client.aclose()
 
     @pytest.mark.parametrize(
         "answer",
@@ -327,15 +234,13 @@ class TestErrors:
     async def test_malformed_list_is_unavailable(
         self, server: KubeflowServer, answer: httpx.Response
     ) -> None:
-        adapter = build(server, answering(server, "GET", "/pipeline/apis/v2beta1/runs", answer))
-        with pytest.raises(OrchestratorUnavailable, match="malformed"):
-            await adapter.submit(retrain())
+        async with connected(server, answering(server, "GET", RUNS, answer)) as adapter:
+            with pytest.raises(OrchestratorUnavailable, match="malformed"):
+                await adapter.submit(retrain())
         assert server.launched == 0
-        await adapter.http.aclose()
 
     async def test_created_run_without_id_is_unavailable(self, server: KubeflowServer) -> None:
         answer = httpx.Response(200, json={"display_name": "retrigger-run-42"})
-        adapter = build(server, answering(server, "POST", "/pipeline/apis/v2beta1/runs", answer))
-        with pytest.raises(OrchestratorUnavailable, match="run_id"):
-            await adapter.submit(retrain())
-        await adapter.http.aclose()
+        async with connected(server, answering(server, "POST", RUNS, answer)) as adapter:
+            with pytest.raises(OrchestratorUnavailable, match="run_id"):
+                await adapter.submit(retrain())

@@ -3,6 +3,9 @@
 Every module of this package exposes ``make_server() -> Server``; :func:`discover` finds them, so a
 new adapter joins ``test_contract.py`` by adding ``servers/<kind>.py``.
 
+The HTTP fakes derive from :class:`RecordingServer`, which records every request and answers
+injected failures before the fake's own :meth:`RecordingServer.serve`.
+
 A server may set ``SKIPS`` (a frozenset of :data:`CAPABILITIES` names) for contract cases that
 cannot apply to its kind, e.g. the ``fake`` kind makes no HTTP call at all; and ``PARAMETERS``
 (a dict) when the suite's default parameters are not valid for its pipeline (Dagster run config).
@@ -13,19 +16,25 @@ from __future__ import annotations
 import asyncio
 import importlib
 import pkgutil
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import httpx
+from pydantic import BaseModel, SecretStr
 
 from retrigger.dispatch.orchestrators import get_orchestrator
 from retrigger.dispatch.orchestrators.base import (
+    AuthType,
     ConnectionConfig,
     Orchestrator,
     RunState,
     make_client,
 )
+
+Handler = Callable[[httpx.Request], httpx.Response]
 
 CAPABILITIES: Final = frozenset({"http", "finish", "cancel"})
 """Contract areas a server may opt out of: ``http`` (failure injection, raising transport),
@@ -88,20 +97,81 @@ class InjectedFailures:
         return httpx.Response(status, headers=headers, json={"detail": f"injected {status}"})
 
 
-def connect(server: Server, transport: httpx.AsyncBaseTransport | None = None) -> Orchestrator:
-    """The adapter of ``server.kind`` wired to ``server`` (or to ``transport``); close its http.
+def unique_name(kind: str) -> str:
+    """A connection name no other test uses: some fakes keep process-wide ledgers by name."""
+    return f"{kind}-{uuid.uuid4().hex[:8]}"
 
-    Each request first yields to the event loop, as a real network round trip does, so that
-    concurrent submissions interleave their requests instead of running one after the other.
+
+class RecordingServer:
+    """Base of the HTTP fakes: keeps every request and answers injected failures first.
+
+    A subclass sets ``kind`` and ``pipeline``, defines ``launched`` and ``finish``, and answers
+    for real in :meth:`serve`.
     """
+
+    kind: str
+    pipeline: str
+
+    def __init__(
+        self,
+        base_url: str,
+        options: BaseModel,
+        *,
+        auth: AuthType = AuthType.NONE,
+        username: str | None = None,
+        secret: str | None = None,
+    ) -> None:
+        self.connection = ConnectionConfig(
+            name=unique_name(self.kind),
+            kind=self.kind,
+            base_url=base_url,
+            auth=auth,
+            username=username,
+            secret=SecretStr(secret) if secret is not None else None,
+            options=options,
+        )
+        self.requests: list[httpx.Request] = []
+        """Every request received, in order, injected failures included."""
+        self._failures = InjectedFailures()
+
+    def fail_next(self, status: int, times: int = 1, headers: dict[str, str] | None = None) -> None:
+        """Answer the next ``times`` requests, whatever they are, with ``status``."""
+        self._failures.push(status, times, headers)
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        """Record ``request``, then answer it: an injected failure if one is queued, else serve."""
+        self.requests.append(request)
+        injected = self._failures.take()
+        return injected if injected is not None else self.serve(request)
+
+    def serve(self, request: httpx.Request) -> httpx.Response:
+        """Answer ``request`` as the orchestrator would (synchronous, keeps state)."""
+        raise NotImplementedError
+
+
+@asynccontextmanager
+async def connected(
+    server: Server, handler: Handler | None = None, *, connection: ConnectionConfig | None = None
+) -> AsyncIterator[Orchestrator]:
+    """The adapter of ``server.kind`` wired to ``server`` (or to ``handler``) for a ``with`` block.
+
+    ``connection`` replaces the server's own, e.g. to authenticate otherwise. Each request first
+    yields to the event loop, as a real network round trip does, so that concurrent submissions
+    interleave their requests instead of running one after the other.
+    """
+    answer = handler or server.handler
 
     async def interleaved(request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(0)
-        return server.handler(request)
+        return answer(request)
 
     cls = get_orchestrator(server.kind)
-    transport = transport or httpx.MockTransport(interleaved)
-    return cls(server.connection, make_client(cls, server.connection, transport=transport))
+    connection = connection or server.connection
+    http = make_client(cls, connection, transport=httpx.MockTransport(interleaved))
+    try:
+        yield cls(connection, http)
+    finally:
+        await http.aclose()
 
 
 DEFAULT_PARAMETERS: Final = {"epochs": 3, "learning_rate": 0.01}

@@ -10,11 +10,10 @@ import uuid
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
 from retrigger.dispatch.orchestrators.airflow import AirflowOptions
-from retrigger.dispatch.orchestrators.base import AuthType, ConnectionConfig, RunState
-from tests.dispatch.orchestrators.servers import InjectedFailures
+from retrigger.dispatch.orchestrators.base import AuthType, RunState
+from tests.dispatch.orchestrators.servers import RecordingServer
 
 BASE_URL = "http://airflow.test:8080"
 USERNAME, PASSWORD = "retrigger", "s3cret"
@@ -29,7 +28,7 @@ def problem(status: int, detail: str) -> httpx.Response:
     return httpx.Response(status, json={"detail": detail})
 
 
-class AirflowServer:
+class AirflowServer(RecordingServer):
     """DAG runs keyed by (dag_id, dag_run_id); a run stays queued until told otherwise."""
 
     kind = "airflow"
@@ -45,29 +44,22 @@ class AirflowServer:
     ) -> None:
         self.api_version = api_version
         self.auth = auth
-        self.connection = ConnectionConfig(
-            name=f"airflow-{uuid.uuid4().hex[:8]}",
-            kind="airflow",
-            base_url=BASE_URL,
+        super().__init__(
+            BASE_URL,
+            AirflowOptions(api_version=api_version, unpause=unpause),  # type: ignore[arg-type]
             auth=auth,
             username=USERNAME if auth in (AuthType.BASIC, AuthType.AIRFLOW_JWT) else None,
-            secret=SecretStr(PASSWORD) if auth is not AuthType.NONE else None,
-            options=AirflowOptions(api_version=api_version, unpause=unpause),  # type: ignore[arg-type]
+            secret=PASSWORD if auth is not AuthType.NONE else None,
         )
         self.dags: dict[str, dict[str, Any]] = {DAG_ID: {"dag_id": DAG_ID, "is_paused": paused}}
         self.runs: dict[tuple[str, str], dict[str, Any]] = {}
-        self.requests: list[httpx.Request] = []
         self.tokens: set[str] = set()
         self.logins = 0
         self.accept_tokens = True
         self.launched = 0
-        self._failures = InjectedFailures()
         self._token_ids = itertools.count(1)
 
     # -- Server protocol ------------------------------------------------------------------------
-    def fail_next(self, status: int, times: int = 1, headers: dict[str, str] | None = None) -> None:
-        self._failures.push(status, times, headers)
-
     def finish(self, external_id: str, state: RunState) -> None:
         target = {RunState.SUCCEEDED: "success", RunState.FAILED: "failed"}[state]
         self.set_state(external_id, target)
@@ -82,11 +74,7 @@ class AirflowServer:
         self.tokens.clear()
 
     # -- HTTP -----------------------------------------------------------------------------------
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        injected = self._failures.take()
-        if injected is not None:
-            return injected
+    def serve(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path == "/auth/token" and request.method == "POST":
             return self._login(request)
@@ -122,7 +110,7 @@ class AirflowServer:
         return httpx.Response(201, json={"access_token": token})
 
     def _authorized(self, request: httpx.Request) -> bool:
-        header = request.headers.get("authorization", "")
+        header: str = request.headers.get("authorization", "")
         if self.auth is AuthType.NONE:
             return True
         if self.auth is AuthType.BASIC:

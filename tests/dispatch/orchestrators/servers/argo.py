@@ -7,11 +7,10 @@ import uuid
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
 from retrigger.dispatch.orchestrators.argo import ArgoOptions
-from retrigger.dispatch.orchestrators.base import AuthType, ConnectionConfig, RunState
-from tests.dispatch.orchestrators.servers import InjectedFailures
+from retrigger.dispatch.orchestrators.base import AuthType, RunState
+from tests.dispatch.orchestrators.servers import RecordingServer
 
 TOKEN = "argo-token"
 NAMESPACE = "ml"
@@ -23,32 +22,25 @@ def status(code: int, grpc_code: int, message: str) -> httpx.Response:
     return httpx.Response(code, json={"code": grpc_code, "message": message})
 
 
-class ArgoServer:
+class ArgoServer(RecordingServer):
     """Workflow names are unique per namespace, as Kubernetes makes them."""
 
     kind = "argo"
     pipeline = "train-fraud-scorer"
 
     def __init__(self, options: ArgoOptions | None = None) -> None:
-        self.connection = ConnectionConfig(
-            name=f"argo-{uuid.uuid4().hex[:8]}",
-            kind="argo",
-            base_url="https://argo.test:2746",
+        super().__init__(
+            "https://argo.test:2746",
+            options or ArgoOptions(namespace=NAMESPACE),
             auth=AuthType.BEARER,
-            secret=SecretStr(TOKEN),
-            options=options or ArgoOptions(namespace=NAMESPACE),
+            secret=TOKEN,
         )
         self.templates = {self.pipeline}
         self.workflows: dict[str, dict[str, Any]] = {}
-        self.requests: list[httpx.Request] = []
-        self._failures = InjectedFailures()
 
     @property
     def launched(self) -> int:
         return len(self.workflows)
-
-    def fail_next(self, status: int, times: int = 1, headers: dict[str, str] | None = None) -> None:
-        self._failures.push(status, times, headers)
 
     def finish(self, external_id: str, state: RunState) -> None:
         workflow = self.workflows[external_id]
@@ -63,11 +55,7 @@ class ArgoServer:
         if message:
             self.workflows[name]["status"]["message"] = message
 
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        injected = self._failures.take()
-        if injected is not None:
-            return injected
+    def serve(self, request: httpx.Request) -> httpx.Response:
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
             return status(401, 16, "token not valid")
         parts = request.url.path.strip("/").split("/")

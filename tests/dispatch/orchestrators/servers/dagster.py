@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 
-from retrigger.dispatch.orchestrators.base import AuthType, ConnectionConfig, RunState
+from retrigger.dispatch.orchestrators.base import AuthType, RunState
 from retrigger.dispatch.orchestrators.dagster import DagsterOptions
-from tests.dispatch.orchestrators.servers import InjectedFailures
+from tests.dispatch.orchestrators.servers import RecordingServer
 
 BASE_URL = "http://dagster.test:3000"
 LOCATION, REPOSITORY, JOB = "ml_pipelines", "__repository__", "train_fraud_scorer"
@@ -25,7 +25,7 @@ _ROOT = re.compile(r"\b(runsOrError|launchRun|runOrError|terminateRun)\s*\(")
 _TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
-class DagsterServer:
+class DagsterServer(RecordingServer):
     """Runs keyed by run id; a launched run is QUEUED until told otherwise."""
 
     kind = "dagster"
@@ -40,31 +40,18 @@ class DagsterServer:
         secret: str | None = None,
         api_token_header: str | None = None,
     ) -> None:
-        from pydantic import SecretStr
-
-        self.connection = ConnectionConfig(
-            name=f"dagster-{uuid.uuid4().hex[:8]}",
-            kind="dagster",
-            base_url=BASE_URL,
-            auth=auth,
-            secret=SecretStr(secret) if secret else None,
-            options=DagsterOptions(
-                repository_location_name=LOCATION,
-                parameters_as=parameters_as,  # type: ignore[arg-type]
-                api_token_header=api_token_header,
-            ),
+        options = DagsterOptions(
+            repository_location_name=LOCATION,
+            parameters_as=parameters_as,  # type: ignore[arg-type]
+            api_token_header=api_token_header,
         )
+        super().__init__(BASE_URL, options, auth=auth, secret=secret)
         self.jobs = {(LOCATION, REPOSITORY, JOB)}
         self.runs: dict[str, dict[str, Any]] = {}
-        self.requests: list[httpx.Request] = []
         self.launched = 0
-        self._failures = InjectedFailures()
         self._answers: list[httpx.Response] = []
 
     # -- Server protocol ------------------------------------------------------------------------
-    def fail_next(self, status: int, times: int = 1, headers: dict[str, str] | None = None) -> None:
-        self._failures.push(status, times, headers)
-
     def finish(self, external_id: str, state: RunState) -> None:
         status = {RunState.SUCCEEDED: "SUCCESS", RunState.FAILED: "FAILURE"}[state]
         self.runs[external_id]["status"] = status
@@ -86,11 +73,7 @@ class DagsterServer:
         return found
 
     # -- HTTP -----------------------------------------------------------------------------------
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        injected = self._failures.take()
-        if injected is not None:
-            return injected
+    def serve(self, request: httpx.Request) -> httpx.Response:
         if self._answers:
             return self._answers.pop(0)
         if request.url.path != "/graphql" or request.method != "POST":

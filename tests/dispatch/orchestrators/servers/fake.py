@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 
 from retrigger.dispatch.orchestrators.base import ConnectionConfig, RunState
 from retrigger.dispatch.orchestrators.fake import FakeOptions, FakeOrchestrator
+from tests.dispatch.orchestrators.servers import unique_name
 
 
 class FakeServer:
@@ -20,8 +19,8 @@ class FakeServer:
 
     def __init__(self) -> None:
         self.connection = ConnectionConfig(
-            name=f"fake-{uuid.uuid4().hex[:8]}",
-            kind="fake",
+            name=unique_name(self.kind),
+            kind=self.kind,
             base_url="http://fake.invalid",
             options=FakeOptions(duration_seconds=3600),
         )

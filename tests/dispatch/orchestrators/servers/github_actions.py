@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
-from retrigger.dispatch.orchestrators.base import AuthType, ConnectionConfig, RunState
+from retrigger.dispatch.orchestrators.base import AuthType, RunState
 from retrigger.dispatch.orchestrators.github_actions import GitHubActionsOptions
-from tests.dispatch.orchestrators.servers import InjectedFailures
+from tests.dispatch.orchestrators.servers import RecordingServer
 
 TOKEN = "ghp_faketoken"
 REPO = "acme/models"
@@ -29,7 +27,7 @@ def message(code: int, text: str) -> httpx.Response:
     return httpx.Response(code, json={"message": text, "documentation_url": "https://docs"})
 
 
-class GitHubActionsServer:
+class GitHubActionsServer(RecordingServer):
     """One repository with one workflow whose ``run-name`` shows the key input.
 
     ``hide_runs`` plays GitHub's lag between a dispatch and its run being listed.
@@ -43,13 +41,11 @@ class GitHubActionsServer:
         options: GitHubActionsOptions | None = None,
         inputs: frozenset[str] | None = frozenset({"epochs", "learning_rate"}),
     ) -> None:
-        self.connection = ConnectionConfig(
-            name=f"github-{uuid.uuid4().hex[:8]}",
-            kind="github_actions",
-            base_url=API,
+        super().__init__(
+            API,
+            options or GitHubActionsOptions(repository=REPO),
             auth=AuthType.GITHUB_TOKEN,
-            secret=SecretStr(TOKEN),
-            options=options or GitHubActionsOptions(repository=REPO),
+            secret=TOKEN,
         )
         assert isinstance(self.connection.options, GitHubActionsOptions)
         self.key_input = self.connection.options.key_input
@@ -58,15 +54,10 @@ class GitHubActionsServer:
         self.runs: dict[int, dict[str, Any]] = {}
         self.hide_runs = False
         self.hidden: set[int] = set()
-        self.requests: list[httpx.Request] = []
-        self._failures = InjectedFailures()
 
     @property
     def launched(self) -> int:
         return len(self.runs)
-
-    def fail_next(self, status: int, times: int = 1, headers: dict[str, str] | None = None) -> None:
-        self._failures.push(status, times, headers)
 
     def finish(self, external_id: str, state: RunState) -> None:
         self.set_state(int(external_id), "completed", _CONCLUSION[state])
@@ -75,11 +66,7 @@ class GitHubActionsServer:
         """Put a run in any status/conclusion (tests of the state mapping)."""
         self.runs[run_id].update(status=status, conclusion=conclusion)
 
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        injected = self._failures.take()
-        if injected is not None:
-            return injected
+    def serve(self, request: httpx.Request) -> httpx.Response:
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
             return message(401, "Bad credentials")
         if request.headers.get("x-github-api-version") != "2022-11-28":

@@ -7,11 +7,10 @@ import uuid
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
-from retrigger.dispatch.orchestrators.base import AuthType, ConnectionConfig, RunState
+from retrigger.dispatch.orchestrators.base import AuthType, RunState
 from retrigger.dispatch.orchestrators.kubeflow import KubeflowOptions
-from tests.dispatch.orchestrators.servers import InjectedFailures
+from tests.dispatch.orchestrators.servers import RecordingServer
 
 TOKEN = "kfp-token"
 RUNS = "/apis/v2beta1/runs"
@@ -28,32 +27,25 @@ def status(code: int, message: str) -> httpx.Response:
     return httpx.Response(code, json={"code": code, "message": message, "details": []})
 
 
-class KubeflowServer:
+class KubeflowServer(RecordingServer):
     """KFP keeps runs by id; it has no idempotency key, so duplicates are possible here too."""
 
     kind = "kubeflow"
     pipeline = "pl-fraud"
 
     def __init__(self, options: KubeflowOptions | None = None) -> None:
-        self.connection = ConnectionConfig(
-            name=f"kubeflow-{uuid.uuid4().hex[:8]}",
-            kind="kubeflow",
-            base_url="http://kfp.test/pipeline",
+        super().__init__(
+            "http://kfp.test/pipeline",
+            options or KubeflowOptions(experiment_id="exp-1", namespace="ml"),
             auth=AuthType.BEARER,
-            secret=SecretStr(TOKEN),
-            options=options or KubeflowOptions(experiment_id="exp-1", namespace="ml"),
+            secret=TOKEN,
         )
         self.pipelines: dict[str, set[str]] = {"pl-fraud": {"pv-1", "pv-2"}}
         self.runs: dict[str, dict[str, Any]] = {}
-        self.requests: list[httpx.Request] = []
-        self._failures = InjectedFailures()
 
     @property
     def launched(self) -> int:
         return len(self.runs)
-
-    def fail_next(self, status: int, times: int = 1, headers: dict[str, str] | None = None) -> None:
-        self._failures.push(status, times, headers)
 
     def finish(self, external_id: str, state: RunState) -> None:
         self.runs[external_id]["state"] = _FINAL[state]
@@ -62,11 +54,7 @@ class KubeflowServer:
         """Put a run in any KFP state (tests of the state mapping)."""
         self.runs[run_id]["state"] = state
 
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        injected = self._failures.take()
-        if injected is not None:
-            return injected
+    def serve(self, request: httpx.Request) -> httpx.Response:
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
             return status(401, "Unauthenticated")
         path = request.url.path.removeprefix("/pipeline")

@@ -8,11 +8,10 @@ import uuid
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
-from retrigger.dispatch.orchestrators.base import AuthType, ConnectionConfig, RunState
+from retrigger.dispatch.orchestrators.base import AuthType, RunState
 from retrigger.dispatch.orchestrators.prefect import PrefectOptions
-from tests.dispatch.orchestrators.servers import InjectedFailures
+from tests.dispatch.orchestrators.servers import RecordingServer
 
 BASE_URL = "http://prefect.test:4200/api"
 API_KEY = "pnu_test_key"
@@ -37,7 +36,7 @@ def state(kind: str, name: str | None = None, message: str | None = None) -> dic
     return {"type": kind, "name": name or kind.title(), "message": message}
 
 
-class PrefectServer:
+class PrefectServer(RecordingServer):
     """One deployment of flow ``train-fraud-scorer``; flow runs start SCHEDULED."""
 
     kind = "prefect"
@@ -48,17 +47,16 @@ class PrefectServer:
         *,
         auth: AuthType = AuthType.BEARER,
         schema: dict[str, Any] | None = SCHEMA,
-        context_parameter: str | None = "retrigger",
+        options: PrefectOptions | None = None,
+        base_url: str = BASE_URL,
     ) -> None:
-        self.auth = auth
-        self.connection = ConnectionConfig(
-            name=f"prefect-{uuid.uuid4().hex[:8]}",
-            kind="prefect",
-            base_url=BASE_URL,
+        super().__init__(
+            base_url,
+            options or PrefectOptions(),
             auth=auth,
-            secret=SecretStr(API_KEY) if auth is AuthType.BEARER else None,
-            options=PrefectOptions(context_parameter=context_parameter),
+            secret=API_KEY if auth is AuthType.BEARER else None,
         )
+        self.auth = auth
         self.deployments: dict[str, dict[str, Any]] = {
             DEPLOYMENT_ID: {
                 "id": DEPLOYMENT_ID,
@@ -70,14 +68,9 @@ class PrefectServer:
             }
         }
         self.flow_runs: dict[str, dict[str, Any]] = {}
-        self.requests: list[httpx.Request] = []
         self.launched = 0
-        self._failures = InjectedFailures()
 
     # -- Server protocol ------------------------------------------------------------------------
-    def fail_next(self, status: int, times: int = 1, headers: dict[str, str] | None = None) -> None:
-        self._failures.push(status, times, headers)
-
     def finish(self, external_id: str, state_: RunState) -> None:
         kind = {RunState.SUCCEEDED: "COMPLETED", RunState.FAILED: "FAILED"}[state_]
         self.set_state(external_id, kind)
@@ -89,11 +82,7 @@ class PrefectServer:
         run["state_type"] = kind
 
     # -- HTTP -----------------------------------------------------------------------------------
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        injected = self._failures.take()
-        if injected is not None:
-            return injected
+    def serve(self, request: httpx.Request) -> httpx.Response:
         if self.auth is AuthType.BEARER and request.headers.get("authorization") != (
             f"Bearer {API_KEY}"
         ):

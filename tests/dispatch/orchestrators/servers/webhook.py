@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
-from retrigger.dispatch.orchestrators.base import AuthType, ConnectionConfig, RunState
+from retrigger.dispatch.orchestrators.base import AuthType, RunState
 from retrigger.dispatch.orchestrators.webhook import InvalidSignature, WebhookOptions, verify
-from tests.dispatch.orchestrators.servers import InjectedFailures
+from tests.dispatch.orchestrators.servers import RecordingServer
 
 SECRET = "whsec_" + base64.b64encode(b"retrigger-test-signing-key-32byt").decode()
+BASE_URL = "https://ml-platform.test/api"
 HOOK = "/hooks/retrain"
 CANCEL = "/hooks/cancel"
 
 
-class WebhookServer:
+class WebhookServer(RecordingServer):
     """Accepts ``retrigger.run.requested`` at HOOK and ``retrigger.run.cancelled`` at CANCEL."""
 
     kind = "webhook"
@@ -28,35 +27,24 @@ class WebhookServer:
     SKIPS = frozenset({"finish"})
 
     def __init__(self, options: WebhookOptions | None = None) -> None:
-        self.connection = ConnectionConfig(
-            name=f"webhook-{uuid.uuid4().hex[:8]}",
-            kind="webhook",
-            base_url="https://ml-platform.test/api",
+        super().__init__(
+            BASE_URL,
+            options or WebhookOptions(cancel_path=CANCEL),
             auth=AuthType.WEBHOOK_SECRET,
-            secret=SecretStr(SECRET),
-            options=options or WebhookOptions(cancel_path=CANCEL),
+            secret=SECRET,
         )
         self.jobs: dict[str, dict[str, Any]] = {}
         """Accepted events by webhook-id, with the receiver's job id."""
         self.cancelled: list[dict[str, Any]] = []
-        self.requests: list[httpx.Request] = []
-        self._failures = InjectedFailures()
 
     @property
     def launched(self) -> int:
         return len(self.jobs)
 
-    def fail_next(self, status: int, times: int = 1, headers: dict[str, str] | None = None) -> None:
-        self._failures.push(status, times, headers)
-
     def finish(self, external_id: str, state: RunState) -> None:
         raise NotImplementedError("a webhook run reports its end by callback")
 
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        injected = self._failures.take()
-        if injected is not None:
-            return injected
+    def serve(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path.removeprefix("/api")
         if request.method != "POST" or path not in (HOOK, CANCEL):
             return httpx.Response(404, text="not found")

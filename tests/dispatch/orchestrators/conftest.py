@@ -1,0 +1,17 @@
+"""The ``adapter`` fixture: the adapter wired to the ``server`` a test module provides."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+
+from retrigger.dispatch.orchestrators.base import Orchestrator
+from tests.dispatch.orchestrators.servers import Server, connected
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def adapter(server: Server) -> AsyncIterator[Orchestrator]:
+    """The adapter of ``server.kind`` wired to ``server``."""
+    async with connected(server) as orchestrator:
+        yield orchestrator
