@@ -75,6 +75,25 @@ async def _prepare_database(
         )
 
 
+def _prepare_or_exit(settings: Settings, *, bootstrap: bool) -> str | None:
+    """Migrate or verify the schema before serving; exit 3 when the database is unreachable."""
+    from retrigger.db.session import Database
+
+    async def prepare() -> str | None:
+        db = Database.from_settings(settings)
+        try:
+            return await _prepare_database(settings, db, bootstrap=bootstrap)
+        finally:
+            await db.dispose()
+
+    try:
+        token: str | None = _run(prepare())
+    except OSError as exc:
+        typer.echo(f"cannot reach the database: {exc}", err=True)
+        raise typer.Exit(3) from None
+    return token
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [RETRIGGER_HOST].")] = None,
@@ -93,24 +112,12 @@ def serve(
 
     from retrigger import logs
     from retrigger.config import AuthMode
-    from retrigger.db.session import Database
 
     settings = _settings(host=host, port=port, workers=workers)
     logs.configure(settings.log_level, settings.log_format)
     log = logging.getLogger("retrigger")
 
-    async def prepare() -> str | None:
-        db = Database.from_settings(settings)
-        try:
-            return await _prepare_database(settings, db)
-        finally:
-            await db.dispose()
-
-    try:
-        token = _run(prepare())
-    except OSError as exc:
-        typer.echo(f"cannot reach the database: {exc}", err=True)
-        raise typer.Exit(3) from None
+    token = _prepare_or_exit(settings, bootstrap=True)
     if token is not None and settings.bootstrap_admin_token is None:
         # printed once, to the terminal only: the database keeps a hash
         typer.echo(
@@ -157,23 +164,11 @@ def worker(
     import logging
 
     from retrigger import logs, worker
-    from retrigger.db.session import Database
 
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)
 
-    async def prepare() -> None:
-        db = Database.from_settings(settings)
-        try:
-            await _prepare_database(settings, db, bootstrap=False)
-        finally:
-            await db.dispose()
-
-    try:
-        _run(prepare())
-    except OSError as exc:
-        typer.echo(f"cannot reach the database: {exc}", err=True)
-        raise typer.Exit(3) from None
+    _prepare_or_exit(settings, bootstrap=False)
     if metrics_port:
         from prometheus_client import start_http_server
 
