@@ -246,6 +246,14 @@ class TestJWTAuth:
         assert server.logins == 1
         assert all(r.headers["authorization"] == "Bearer jwt-1" for r in server.requests[1:])
 
+    async def test_the_token_outlives_the_client(self, server: AirflowServer) -> None:
+        # the dispatcher and the poller make a client per call: they must not log in each time
+        async with connected(server) as first:
+            ref = await first.submit(REQUEST)
+        async with connected(server) as second:
+            await second.get_status(ref)
+        assert server.logins == 1
+
     async def test_expired_token_is_refreshed_once(
         self, server: AirflowServer, adapter: Orchestrator
     ) -> None:

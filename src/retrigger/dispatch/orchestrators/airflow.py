@@ -5,6 +5,7 @@ adapter returns the run that exists; Airflow 3 logins go through ``POST /auth/to
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncGenerator, Generator, Mapping
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
@@ -53,11 +54,23 @@ class AirflowJWTAuth(httpx.Auth):
     """
 
     requires_response_body = True
+    _tokens: ClassVar[dict[tuple[str, str, str], str]] = {}
+    """Tokens of this process by (token URL, username, password digest): a dispatcher or poller
+    makes a new client per call, and logging in each time would double every request."""
 
     def __init__(self, token_url: str, username: str, password: str) -> None:
         self._token_url = token_url
         self._credentials = {"username": username, "password": password}
-        self._token: str | None = None
+        digest = hashlib.sha256(password.encode()).hexdigest()
+        self._cache_key = (token_url, username, digest)
+
+    @property
+    def _token(self) -> str | None:
+        return self._tokens.get(self._cache_key)
+
+    @_token.setter
+    def _token(self, value: str) -> None:
+        self._tokens[self._cache_key] = value
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
         raise RuntimeError("AirflowJWTAuth works with httpx.AsyncClient only")
