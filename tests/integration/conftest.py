@@ -1,5 +1,5 @@
-"""Fixtures of the integration tests: Airflow and Prefect started on loopback once for the package,
-and a real ``retrigger serve`` whose embedded worker dispatches to them.
+"""Fixtures of the integration tests: Airflow, Prefect and Dagster started on loopback once for the
+package, and a real ``retrigger serve`` whose embedded worker dispatches to them.
 
 A peer's venv comes from ``bash .ci/peers.sh``. Without it the tests skip on a developer machine
 and fail under CI (``CI`` set); ``RETRIGGER_INSTALL_PEERS=1`` lets the session install it.
@@ -20,6 +20,7 @@ import pytest
 from tests.fixtures.server import TOKEN
 from tests.integration import peers
 from tests.integration.airflow import AirflowPeer, run_airflow
+from tests.integration.dagster import DagsterPeer, run_dagster
 from tests.integration.prefect import PrefectPeer, run_prefect
 
 _timings: dict[str, float] = {}
@@ -69,6 +70,19 @@ def prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectPeer]:
     try:
         with run_prefect(tmp_path_factory.mktemp("prefect")) as peer:
             _timings[f"prefect {peers.PREFECT.version} start"] = time.monotonic() - started
+            yield peer
+    except peers.PeerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="package")
+def dagster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterPeer]:
+    """Dagster's webserver and daemon on a free loopback port, job ``retrigger_retrain`` loaded."""
+    require_peer(peers.DAGSTER)
+    started = time.monotonic()
+    try:
+        with run_dagster(tmp_path_factory.mktemp("dagster")) as peer:
+            _timings[f"dagster {peers.DAGSTER.version} start"] = time.monotonic() - started
             yield peer
     except peers.PeerError as exc:
         pytest.fail(str(exc), pytrace=False)

@@ -1,8 +1,8 @@
-"""The integration tests' peers: pinned Airflow and Prefect in cached virtual environments, and
-helpers that run their processes on loopback and stop them cleanly.
+"""The integration tests' peers: pinned Airflow, Prefect and Dagster in cached virtual
+environments, and helpers that run their processes on loopback and stop them cleanly.
 
 Standard library only, so ``.ci/peers.sh`` can run it before anything else is installed:
-``python -m tests.integration.peers install [--prune] [airflow|prefect ...]``.
+``python -m tests.integration.peers install [--prune] [airflow|prefect|dagster ...]``.
 """
 
 from __future__ import annotations
@@ -65,6 +65,22 @@ def _prefect_seed_env(home: Path, database: Path) -> dict[str, str]:
     }
 
 
+def _dagster_seed_env(home: Path, database: Path) -> dict[str, str]:
+    # the seed is a whole DAGSTER_HOME: Dagster keeps runs, event logs and schedules in three
+    # SQLite files under it
+    return {"DAGSTER_HOME": str(database)}
+
+
+# Dagster creates its SQLite schema on first use; a webserver and a daemon starting together on an
+# empty home both try, and one fails on alembic's "more than one head". Hence a migrated seed.
+_DAGSTER_SEED = (
+    "import os\n"
+    "os.mkdir(os.environ['DAGSTER_HOME'])\n"
+    "from dagster import DagsterInstance\n"
+    "with DagsterInstance.get() as instance:\n"
+    "    instance.upgrade()\n"
+)
+
 # Airflow is installed without its constraints file (fetching it needs more than PyPI); the
 # integration tests are what proves this combination starts and runs a DAG.
 AIRFLOW: Final = PeerSpec(
@@ -85,7 +101,18 @@ PREFECT: Final = PeerSpec(
     seed_command=("prefect", "server", "database", "upgrade", "-y"),
     seed_env=_prefect_seed_env,
 )
-PEERS: Final = {spec.name: spec for spec in (AIRFLOW, PREFECT)}
+# dagster-webserver pins dagster and dagster-graphql to its own version, so this one requirement
+# pins all three (the dagster release can run a patch ahead of the webserver's on PyPI).
+DAGSTER: Final = PeerSpec(
+    name="dagster",
+    distribution="dagster-webserver",
+    module="dagster_webserver",
+    version="1.13.28",
+    seed_file="dagster-home",
+    seed_command=("python", "-c", _DAGSTER_SEED),
+    seed_env=_dagster_seed_env,
+)
+PEERS: Final = {spec.name: spec for spec in (AIRFLOW, PREFECT, DAGSTER)}
 
 
 class PeerError(RuntimeError):
@@ -126,7 +153,15 @@ def is_installed(spec: PeerSpec) -> bool:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without what would leak into a peer, plus ``extra``."""
-    leaking = ("RETRIGGER_", "AIRFLOW", "PREFECT_", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
+    leaking = (
+        "RETRIGGER_",
+        "AIRFLOW",
+        "PREFECT_",
+        "DAGSTER_",
+        "VIRTUAL_ENV",
+        "PYTHONPATH",
+        "PYTHONHOME",
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(leaking)}
     env.update(extra)
     return env

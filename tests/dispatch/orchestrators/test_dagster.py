@@ -223,6 +223,29 @@ class TestCancel:
         with pytest.raises(OrchestratorRejected, match="no launcher"):
             await adapter.cancel(ref)
 
+    @pytest.mark.parametrize("raw", ["STARTING", "NOT_STARTED"])
+    async def test_run_not_yet_terminable_is_unavailable(
+        self, server: DagsterServer, adapter: Orchestrator, raw: str
+    ) -> None:
+        # a real Dagster terminates only QUEUED and STARTED runs, and says so with HTTP 200
+        ref = await submitted(server, adapter)
+        server.runs[ref.external_id]["status"] = raw
+        message = f"Run {ref.external_id} could not be terminated due to having status {raw}."
+        server.answer_next(typed("terminateRun", "TerminateRunFailure", message=message))
+        with pytest.raises(OrchestratorUnavailable, match=f"run {raw}, not yet terminable"):
+            await adapter.cancel(ref)
+        assert [field for field, _ in server.operations()] == ["terminateRun", "runOrError"]
+
+    async def test_run_already_canceling_is_no_error(
+        self, server: DagsterServer, adapter: Orchestrator
+    ) -> None:
+        ref = await submitted(server, adapter)
+        server.runs[ref.external_id]["status"] = "CANCELING"
+        message = f"Run {ref.external_id} could not be terminated due to having status CANCELING."
+        server.answer_next(typed("terminateRun", "TerminateRunFailure", message=message))
+        await adapter.cancel(ref)
+        assert [field for field, _ in server.operations()] == ["terminateRun", "runOrError"]
+
     async def test_missing_run_is_rejected(self, adapter: Orchestrator) -> None:
         with pytest.raises(OrchestratorRejected, match="RunNotFoundError"):
             await adapter.cancel(RunRef(external_id="6b7e9a1c-0000-0000-0000-000000000000"))

@@ -41,6 +41,10 @@ _STATES: Mapping[str, RunState] = {
     "CANCELED": RunState.CANCELLED,
 }
 
+# Dagster terminates only QUEUED and STARTED runs. A run in one of these has not got that far yet:
+# asked again a moment later, the termination goes through.
+_NOT_YET_TERMINABLE = frozenset({"NOT_STARTED", "STARTING"})
+
 _FIND_RUN = """
 query RetriggerFindRun($filter: RunsFilter!) {
   runsOrError(filter: $filter, limit: 1) {
@@ -151,10 +155,7 @@ class DagsterOrchestrator(Orchestrator):
         )
 
     async def get_status(self, ref: RunRef) -> RemoteStatus:
-        result = await self._call("runOrError", _RUN_STATUS, {"runId": ref.external_id})
-        if result.get("__typename") != "Run":
-            raise self._error("runOrError", result)
-        raw = result.get("status")
+        raw = await self._raw_status(ref)
         state = _STATES.get(raw) if isinstance(raw, str) else None
         if state is None:
             return RemoteStatus(RunState.RUNNING, f"unknown Dagster run status {raw!r}")
@@ -166,10 +167,24 @@ class DagsterOrchestrator(Orchestrator):
         if kind == "TerminateRunSuccess":
             return
         if kind == "TerminateRunFailure":
-            # Dagster refuses to terminate a run that already ended; only that is not an error.
-            if (await self.get_status(ref)).state.terminal:
+            # Dagster refuses to terminate a run that already ended or is already being terminated
+            # (neither is an error), and one still starting (retryable).
+            raw = await self._raw_status(ref)
+            state = _STATES.get(raw) if isinstance(raw, str) else None
+            if raw == "CANCELING" or (state is not None and state.terminal):
                 return
+            if raw in _NOT_YET_TERMINABLE:
+                raise OrchestratorUnavailable(
+                    f"dagster: terminateRun: run {raw}, not yet terminable: {result.get('message')}"
+                )
         raise self._error("terminateRun", result)
+
+    async def _raw_status(self, ref: RunRef) -> object:
+        """The run's status as Dagster names it (``STARTED``...)."""
+        result = await self._call("runOrError", _RUN_STATUS, {"runId": ref.external_id})
+        if result.get("__typename") != "Run":
+            raise self._error("runOrError", result)
+        return result.get("status")
 
     async def _find(self, key: str) -> str | None:
         variables = {"filter": {"tags": [{"key": RUN_KEY_TAG, "value": key}]}}
@@ -219,7 +234,9 @@ class DagsterOrchestrator(Orchestrator):
             raise self.malformed(f"{field}: a GraphQL answer that is not an object")
         errors = answer.get("errors")
         if errors:
-            # Schema or server errors outside the typed results: a Dagster upgrade, a restart.
+            # Dagster itself answers query errors with 400 (refused: retrying cannot help) and
+            # server failures with 500 (retried); GraphQL errors in a 200 come from proxies or
+            # gateways in front of it, whose next answer may be fine.
             raise OrchestratorUnavailable(f"dagster: {field}: {_messages(errors)}")
         data = answer.get("data")
         result = data.get(field) if isinstance(data, dict) else None
