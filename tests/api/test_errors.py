@@ -127,3 +127,39 @@ class TestConflicts:
     async def test_invalid_cursor_is_422_naming_cursor(self, admin: httpx.AsyncClient) -> None:
         body = assert_problem(await admin.get("/v1/products", params={"cursor": "%%%"}), 422)
         assert body["errors"][0]["loc"] == ["query", "cursor"]  # type: ignore[index]
+
+
+class TestDatabaseBusy:
+    @staticmethod
+    def _raise(message: str) -> None:
+        import sqlite3
+
+        from sqlalchemy.exc import OperationalError
+
+        raise OperationalError("UPDATE teams", {}, sqlite3.OperationalError(message))
+
+    async def test_a_locked_sqlite_database_is_a_503_to_retry(
+        self, admin: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from retrigger.teams import service as team_service
+
+        async def locked(*args: object, **kwargs: object) -> None:
+            self._raise("database is locked")
+
+        monkeypatch.setattr(team_service, "create", locked)
+        r = await admin.post("/v1/teams", json={"name": "busy"})
+        body = assert_problem(r, 503)
+        assert body["title"] == "DatabaseBusy"
+        assert r.headers["retry-after"] == "1"
+
+    async def test_other_driver_errors_stay_internal(
+        self, admin: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from retrigger.teams import service as team_service
+
+        async def broken(*args: object, **kwargs: object) -> None:
+            self._raise("disk I/O error")
+
+        monkeypatch.setattr(team_service, "create", broken)
+        body = assert_problem(await admin.post("/v1/teams", json={"name": "io"}), 500)
+        assert "disk" not in str(body["detail"])

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -128,6 +128,23 @@ async def integrity_error_handler(request: Request, exc: Exception) -> Response:
     )
 
 
+async def operational_error_handler(request: Request, exc: Exception) -> Response:
+    """A busy SQLite database (another writer held the lock past the busy timeout) is a 503 the
+    client may retry; any other driver-level failure stays an internal error."""
+    if "database is locked" not in str(exc):
+        return await unhandled_error_handler(request, exc)
+    log.warning("database busy on %s: the request may be retried", request.url.path)
+    return problem_response(
+        503,
+        "DatabaseBusy",
+        "the database is busy with another write; retry shortly",
+        slug="database-busy",
+        request_id=_request_id(request),
+        instance=request.url.path,
+        headers={"Retry-After": "1"},
+    )
+
+
 async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
     rid = _request_id(request)
     log.exception("unhandled error (request_id=%s)", rid)
@@ -146,4 +163,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     app.add_exception_handler(IntegrityError, integrity_error_handler)
+    app.add_exception_handler(OperationalError, operational_error_handler)
     app.add_exception_handler(Exception, unhandled_error_handler)
