@@ -9,14 +9,19 @@ import logging
 import uuid
 from base64 import b64encode
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from retrigger.db import migrate
+from retrigger.db.session import Database
 from retrigger.dispatch.dispatcher import Dispatcher
 from retrigger.dispatch.orchestrators.airflow import CANCEL_NOTE
-from tests.dispatch.conftest import TARGET, Live
+from retrigger.main import create_app
+from tests.dispatch.conftest import TARGET, Live, RunsApi, admin_token, live_settings
+from tests.fixtures.db import FreshDatabase
 from tests.fixtures.orchestrators import FakeAirflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -367,3 +372,24 @@ class TestPoller:
         await live.poller().run_once()
         assert (await live.run(run_id)).state == "succeeded"
         assert live.fake.triggers == {key: 1}
+
+
+class TestKeyPrefix:
+    async def test_keys_carry_the_prefix_of_the_apps_own_settings(self, tmp_path: Path) -> None:
+        async with FreshDatabase("sqlite", tmp_path) as url:
+            settings = live_settings(url, run_key_prefix="staging")
+            db = Database.from_settings(settings)
+            try:
+                await migrate.upgrade(db.engine)
+                token = await admin_token(db)
+                transport = httpx.ASGITransport(app=create_app(settings, database=db))
+                async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                    http.headers["Authorization"] = f"Bearer {token}"
+                    api = RunsApi(http)
+                    await api.connection()
+                    await api.product()
+                    run_id = await api.fired_run()
+                    run = await api.get_run(run_id)
+            finally:
+                await db.dispose()
+        assert run["idempotency_key"] == f"staging-run-{run_id}"

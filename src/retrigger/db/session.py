@@ -74,9 +74,13 @@ def create_engine(settings: Settings) -> AsyncEngine:
 class Database:
     """The engine and session factory of one process."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, settings: Settings | None = None) -> None:
         self.engine = engine
-        self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        # services reach the process settings through ``session.info`` (see ``settings_of``)
+        info = {"settings": settings} if settings is not None else {}
+        self.sessionmaker = async_sessionmaker(
+            engine, expire_on_commit=False, autoflush=False, info=info
+        )
         # same pool; on SQLite its transactions begin DEFERRED (they must not write)
         self.read_engine = engine.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
         self.read_sessionmaker = async_sessionmaker(
@@ -85,7 +89,7 @@ class Database:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
-        return cls(create_engine(settings))
+        return cls(create_engine(settings), settings)
 
     @asynccontextmanager
     async def session_scope(self) -> AsyncIterator[AsyncSession]:
@@ -109,3 +113,13 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def settings_of(session: AsyncSession) -> Settings:
+    """The settings of the ``Database`` that made ``session`` (the process settings otherwise)."""
+    settings = session.info.get("settings")
+    if isinstance(settings, Settings):
+        return settings
+    from retrigger.config import get_settings
+
+    return get_settings()

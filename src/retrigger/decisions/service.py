@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrigger import logs
 from retrigger.auth.scopes import SYSTEM, Principal
-from retrigger.config import get_settings
 from retrigger.db.types import utcnow
 from retrigger.decisions import repository as decision_repo
 from retrigger.decisions.errors import DecisionNotFound, NoPolicy
@@ -238,7 +237,6 @@ async def _evaluate(
                 decision=decision,
                 target=policy.body.target,
                 connection=connection,
-                key_prefix=get_settings().run_key_prefix,
                 awaiting_approval=decision.requires_approval,
                 actor=actor,
             )

@@ -7,7 +7,6 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrigger.auth.scopes import Principal
-from retrigger.config import get_settings
 from retrigger.db.types import utcnow
 from retrigger.decisions import repository as decision_repo
 from retrigger.decisions import service as decision_service
@@ -101,7 +100,6 @@ async def retrain(
             decision=decision,
             target=policy.body.target,
             connection=connection,
-            key_prefix=get_settings().run_key_prefix,
             awaiting_approval=approval,
             actor=principal.actor,
         )

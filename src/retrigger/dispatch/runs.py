@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from retrigger import metrics
 from retrigger.audit import service as audit_service
 from retrigger.auth.scopes import Principal
+from retrigger.db.session import settings_of
 from retrigger.db.types import utcnow
 from retrigger.decisions.models import Decision
 from retrigger.dispatch import connections
@@ -72,7 +73,6 @@ async def create_for_decision(
     decision: Decision,
     target: Target,
     connection: Connection,
-    key_prefix: str,
     awaiting_approval: bool,
     actor: str,
 ) -> Run:
@@ -102,7 +102,7 @@ async def create_for_decision(
     )
     session.add(run)
     await session.flush()
-    run.idempotency_key = idempotency_key(key_prefix, run.id)
+    run.idempotency_key = idempotency_key(settings_of(session).run_key_prefix, run.id)
     context: dict[str, Any] = {
         "product": product.name,
         "decision_id": decision.id,
