@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,40 +47,71 @@ class DemoOptions:
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-@contextmanager
-def local_server(echo: Echo, extra_env: dict[str, str]) -> Iterator[tuple[str, str]]:
-    """A ``retrigger serve`` on a temporary SQLite file and a free loopback port."""
-    workdir = Path(tempfile.mkdtemp(prefix="retrigger-demo-"))
-    from retrigger.auth.tokens import generate_token
+@dataclass(frozen=True)
+class LocalServer:
+    """A running ``retrigger serve``: where it listens, its org admin key, its database, its log."""
 
-    _, token = generate_token()
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RETRIGGER_")}
-    env.update(
-        RETRIGGER_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'demo.db'}",
+    url: str
+    token: str
+    database_url: str
+    log: Path
+
+
+# the demo asks for each evaluation itself, so the debounced ones stay out of the way; runs are
+# dispatched and followed quickly so they can be watched
+DEMO_ENV: dict[str, str] = {
+    "RETRIGGER_LOG_LEVEL": "WARNING",
+    "RETRIGGER_EVALUATION_DEBOUNCE_SECONDS": "3600",
+    "RETRIGGER_DISPATCH_INTERVAL_SECONDS": "0.5",
+    "RETRIGGER_STATUS_POLL_INTERVAL_SECONDS": "1",
+}
+
+
+@contextmanager
+def local_server(
+    workdir: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    token: str | None = None,
+    timeout: float = 60.0,
+) -> Iterator[LocalServer]:
+    """``retrigger serve`` as a subprocess on SQLite in ``workdir`` and a free loopback port.
+
+    Its environment is the caller's without any ``RETRIGGER_*`` setting, plus ``env``. It is
+    stopped on exit; RuntimeError with the end of its log if it does not become ready in time.
+    """
+    if token is None:
+        from retrigger.auth.tokens import generate_token
+
+        _, token = generate_token()
+    port = free_port()
+    database_url = f"sqlite+aiosqlite:///{workdir / 'retrigger.db'}"
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RETRIGGER_")}
+    full_env.update(
+        RETRIGGER_DATABASE_URL=database_url,
         RETRIGGER_BOOTSTRAP_ADMIN_TOKEN=token,
         RETRIGGER_PORT=str(port),
-        RETRIGGER_LOG_LEVEL="WARNING",
-        # the demo asks for each evaluation itself, so the debounced ones stay out of the way
-        RETRIGGER_EVALUATION_DEBOUNCE_SECONDS="3600",
-        RETRIGGER_DISPATCH_INTERVAL_SECONDS="0.5",
-        RETRIGGER_STATUS_POLL_INTERVAL_SECONDS="1",
-        **extra_env,
+        **(env or {}),
     )
-    log = (workdir / "server.log").open("w")
+    log_path = workdir / "server.log"
+    log = log_path.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "retrigger", "serve"], env=env, stdout=log, stderr=log, cwd=workdir
+        [sys.executable, "-m", "retrigger", "serve"],
+        env=full_env,
+        stdout=log,
+        stderr=log,
+        cwd=workdir,
     )
     url = f"http://127.0.0.1:{port}"
-    echo(f"started retrigger on {url} (SQLite in {workdir}, log in {workdir / 'server.log'})")
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 if httpx.get(url + "/readyz", timeout=1).status_code == 200:
@@ -88,9 +119,10 @@ def local_server(echo: Echo, extra_env: dict[str, str]) -> Iterator[tuple[str, s
             except httpx.TransportError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the demo server did not start:\n" + _tail(workdir))
-            time.sleep(0.2)
-        yield url, token
+                tail = "\n".join(log_path.read_text().splitlines()[-40:])
+                raise RuntimeError(f"retrigger serve did not become ready:\n{tail}")
+            time.sleep(0.1)
+        yield LocalServer(url=url, token=token, database_url=database_url, log=log_path)
     finally:
         proc.terminate()
         try:
@@ -98,10 +130,6 @@ def local_server(echo: Echo, extra_env: dict[str, str]) -> Iterator[tuple[str, s
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
-
-
-def _tail(workdir: Path) -> str:
-    return "\n".join((workdir / "server.log").read_text().splitlines()[-20:])
 
 
 class Api:
@@ -277,10 +305,14 @@ def main(options: DemoOptions, echo: Echo = print) -> int:
             echo("--url needs an admin key: --token or RETRIGGER_TOKEN")
             return 2
         return scenario(Api(options.url, token), echo, options)
-    with local_server(echo, options.extra_env) as (url, token):
-        code = scenario(Api(url, token), echo, options)
+    workdir = Path(tempfile.mkdtemp(prefix="retrigger-demo-"))
+    with local_server(workdir, {**DEMO_ENV, **options.extra_env}) as server:
+        echo(f"started retrigger on {server.url} (SQLite in {workdir}, log in {server.log})")
+        code = scenario(Api(server.url, server.token), echo, options)
         if options.keep:
-            echo(f"\nserver still running on {url}; admin key: {token}\nCtrl-C to stop")
+            echo(
+                f"\nserver still running on {server.url}; admin key: {server.token}\nCtrl-C to stop"
+            )
             try:
                 while True:
                     time.sleep(3600)

@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
 
+from retrigger.demo import local_server
 from tests.fixtures.server import TOKEN
 from tests.integration import peers
 from tests.integration.airflow import AirflowPeer, run_airflow
@@ -24,6 +27,7 @@ from tests.integration.dagster import DagsterPeer, run_dagster
 from tests.integration.prefect import PrefectPeer, run_prefect
 
 _timings: dict[str, float] = {}
+T = TypeVar("T")
 
 
 def require_peer(spec: peers.PeerSpec) -> None:
@@ -47,45 +51,38 @@ def require_peer(spec: peers.PeerSpec) -> None:
     pytest.skip(message)
 
 
+def _started(
+    spec: peers.PeerSpec, run: Callable[[Path], ContextManager[T]], workdir: Path
+) -> Iterator[T]:
+    """Start a peer once its venv is there, record how long it took, fail with its reason."""
+    require_peer(spec)
+    started = time.monotonic()
+    try:
+        with run(workdir) as peer:
+            _timings[f"{spec.name} {spec.version} start"] = time.monotonic() - started
+            yield peer
+    except peers.PeerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
 # Package scope: each peer starts once for tests/integration and stops when its tests are done,
 # so an idle scheduler does not slow down the rest of the suite.
 @pytest.fixture(scope="package")
 def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowPeer]:
     """Apache Airflow 3 on a free loopback port, DAG ``retrigger_retrain`` parsed and unpaused."""
-    require_peer(peers.AIRFLOW)
-    started = time.monotonic()
-    try:
-        with run_airflow(tmp_path_factory.mktemp("airflow")) as peer:
-            _timings[f"airflow {peers.AIRFLOW.version} start"] = time.monotonic() - started
-            yield peer
-    except peers.PeerError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    yield from _started(peers.AIRFLOW, run_airflow, tmp_path_factory.mktemp("airflow"))
 
 
 @pytest.fixture(scope="package")
 def prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectPeer]:
     """A Prefect 3 server on a free loopback port, deployment ``retrain/retrigger`` served."""
-    require_peer(peers.PREFECT)
-    started = time.monotonic()
-    try:
-        with run_prefect(tmp_path_factory.mktemp("prefect")) as peer:
-            _timings[f"prefect {peers.PREFECT.version} start"] = time.monotonic() - started
-            yield peer
-    except peers.PeerError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    yield from _started(peers.PREFECT, run_prefect, tmp_path_factory.mktemp("prefect"))
 
 
 @pytest.fixture(scope="package")
 def dagster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterPeer]:
     """Dagster's webserver and daemon on a free loopback port, job ``retrigger_retrain`` loaded."""
-    require_peer(peers.DAGSTER)
-    started = time.monotonic()
-    try:
-        with run_dagster(tmp_path_factory.mktemp("dagster")) as peer:
-            _timings[f"dagster {peers.DAGSTER.version} start"] = time.monotonic() - started
-            yield peer
-    except peers.PeerError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    yield from _started(peers.DAGSTER, run_dagster, tmp_path_factory.mktemp("dagster"))
 
 
 @dataclass(frozen=True)
@@ -112,43 +109,24 @@ AIRFLOW_PASSWORD_ENV = "AIRFLOW_PASSWORD"
 @pytest.fixture
 def retrigger(tmp_path: Path, airflow: AirflowPeer) -> Iterator[Retrigger]:
     """``retrigger serve`` on SQLite, dispatching every 0.5 s and polling run status every 1 s."""
-    port = peers.free_port()
-    url = f"http://127.0.0.1:{port}"
-    # like tests/fixtures/server.py: the test's own environment (PYTHONPATH included, so the
-    # server runs the code under test) without any RETRIGGER_* setting of the developer's
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RETRIGGER_")}
-    env.update(
-        RETRIGGER_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'retrigger.db'}",
-        RETRIGGER_BOOTSTRAP_ADMIN_TOKEN=TOKEN,
-        RETRIGGER_PORT=str(port),
-        RETRIGGER_LOG_LEVEL="INFO",
+    env = {
+        "RETRIGGER_LOG_LEVEL": "INFO",
         # the test evaluates explicitly; a debounced evaluation would race it. (Background
         # evaluation itself stays on: the embedded worker only runs along with it.)
-        RETRIGGER_EVALUATION_DEBOUNCE_SECONDS="3600",
-        RETRIGGER_SCHEDULER_INTERVAL_SECONDS="0",
-        RETRIGGER_DISPATCH_INTERVAL_SECONDS="0.5",
-        RETRIGGER_STATUS_POLL_INTERVAL_SECONDS="1",
+        "RETRIGGER_EVALUATION_DEBOUNCE_SECONDS": "3600",
+        "RETRIGGER_SCHEDULER_INTERVAL_SECONDS": "0",
+        "RETRIGGER_DISPATCH_INTERVAL_SECONDS": "0.5",
+        "RETRIGGER_STATUS_POLL_INTERVAL_SECONDS": "1",
         # a broken dispatch fails the test in seconds, while a brief Airflow stall is retried
-        RETRIGGER_DISPATCH_MAX_ATTEMPTS="4",
-        RETRIGGER_DISPATCH_BACKOFF_BASE_SECONDS="0.5",
-        **{AIRFLOW_PASSWORD_ENV: airflow.password},
-    )
-    argv = [sys.executable, "-m", "retrigger", "serve"]
-    process = peers.start("retrigger", argv, env=env, cwd=tmp_path, logs=tmp_path)
-
-    def ready() -> bool | None:
-        try:
-            return True if httpx.get(f"{url}/readyz", timeout=1).status_code == 200 else None
-        except httpx.TransportError:
-            return None
-
+        "RETRIGGER_DISPATCH_MAX_ATTEMPTS": "4",
+        "RETRIGGER_DISPATCH_BACKOFF_BASE_SECONDS": "0.5",
+        AIRFLOW_PASSWORD_ENV: airflow.password,
+    }
     try:
-        peers.wait_for("retrigger to be ready", ready, processes=[process], timeout=60)
-        yield Retrigger(url=url, token=TOKEN, log=process.log)
-    except peers.PeerError as exc:
+        with local_server(tmp_path, env, token=TOKEN) as server:
+            yield Retrigger(url=server.url, token=server.token, log=server.log)
+    except RuntimeError as exc:
         pytest.fail(str(exc), pytrace=False)
-    finally:
-        peers.stop([process])
 
 
 @pytest.hookimpl(wrapper=True)

@@ -5,10 +5,6 @@ and ``retrigger serve`` launches one from a fired decision and follows it to the
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,73 +13,23 @@ import pytest
 
 from retrigger.dispatch.orchestrators.airflow import CANCEL_NOTE, AirflowOrchestrator
 from retrigger.dispatch.orchestrators.base import (
-    RemoteStatus,
     RetrainRequest,
-    RunRef,
     RunState,
-    make_client,
 )
-from retrigger.errors import OrchestratorUnavailable
 from tests.integration.airflow import DAG_ID, AirflowPeer
 from tests.integration.conftest import AIRFLOW_PASSWORD_ENV, Retrigger
+from tests.integration.helpers import connected, retrain_request, wait_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
-_run_ids = itertools.count(1)
 RUN_TIMEOUT = 120.0
 """Seconds a DAG run of a few seconds may take on a loaded 2-core machine."""
 
 
-def retrain_request(**parameters: Any) -> RetrainRequest:
-    run_id = next(_run_ids)
-    return RetrainRequest(
-        idempotency_key=f"retrigger-it-{uuid.uuid4().hex[:12]}",
-        run_id=run_id,
-        product="churn",
-        pipeline=DAG_ID,
-        parameters={"product": "churn", "run": str(run_id), **parameters},
-        decision_id=run_id,
-        reasons=("drift",),
-        context={"product": "churn", "run_id": run_id, "reasons": ["drift"]},
-    )
-
-
-@contextlib.asynccontextmanager
-async def adapter(airflow: AirflowPeer) -> AsyncIterator[AirflowOrchestrator]:
-    connection = airflow.connection()
-    async with make_client(AirflowOrchestrator, connection) as http:
-        yield AirflowOrchestrator(connection, http)
-
-
-async def wait_state(
-    orchestrator: AirflowOrchestrator,
-    ref: RunRef,
-    *,
-    until: frozenset[RunState] = frozenset({RunState.SUCCEEDED, RunState.FAILED}),
-) -> tuple[RemoteStatus, list[RunState]]:
-    """Poll ``get_status`` until one of ``until`` (bounded); return it and every state seen."""
-    seen: list[RunState] = []
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + RUN_TIMEOUT
-    while True:
-        try:
-            status: RemoteStatus | None = await orchestrator.get_status(ref)
-        except OrchestratorUnavailable:
-            # as the status poller does: a busy Airflow on SQLite is asked again later
-            status = None
-        if status is not None:
-            if not seen or seen[-1] is not status.state:
-                seen.append(status.state)
-            if status.state in until or status.state is RunState.CANCELLED:
-                return status, seen
-        assert loop.time() < deadline, f"still {status} after {RUN_TIMEOUT:.0f} s: {seen}"
-        await asyncio.sleep(0.5)
-
-
 class TestAirflowAdapter:
     async def test_submit_runs_the_dag_with_the_key_and_conf(self, airflow: AirflowPeer) -> None:
-        request = retrain_request()
-        async with adapter(airflow) as orchestrator:
+        request = retrain_request(DAG_ID)
+        async with connected(AirflowOrchestrator, airflow.connection()) as orchestrator:
             ref = await orchestrator.submit(request)
             assert ref.external_id == request.idempotency_key
             assert ref.url == f"{airflow.base_url}/dags/{DAG_ID}/runs/{ref.external_id}"
@@ -100,9 +46,9 @@ class TestAirflowAdapter:
         assert await airflow.xcom(request.idempotency_key) == conf
 
     async def test_resubmission_returns_the_same_dag_run(self, airflow: AirflowPeer) -> None:
-        request = retrain_request()
+        request = retrain_request(DAG_ID)
         before = len(await airflow.dag_runs())
-        async with adapter(airflow) as orchestrator:
+        async with connected(AirflowOrchestrator, airflow.connection()) as orchestrator:
             racing = await asyncio.gather(
                 orchestrator.submit(request), orchestrator.submit(request)
             )
@@ -115,15 +61,15 @@ class TestAirflowAdapter:
         assert status.state is RunState.SUCCEEDED
 
     async def test_a_failing_task_fails_the_run(self, airflow: AirflowPeer) -> None:
-        request = retrain_request(fail=True)
-        async with adapter(airflow) as orchestrator:
+        request = retrain_request(DAG_ID, fail=True)
+        async with connected(AirflowOrchestrator, airflow.connection()) as orchestrator:
             status, _ = await wait_state(orchestrator, await orchestrator.submit(request))
         assert status.state is RunState.FAILED
         assert (await airflow.dag_run(request.idempotency_key))["state"] == "failed"
 
     async def test_cancel_stops_a_running_dag_run(self, airflow: AirflowPeer) -> None:
-        request = retrain_request(sleep_seconds=300)
-        async with adapter(airflow) as orchestrator:
+        request = retrain_request(DAG_ID, sleep_seconds=300)
+        async with connected(AirflowOrchestrator, airflow.connection()) as orchestrator:
             ref = await orchestrator.submit(request)
             await wait_state(orchestrator, ref, until=frozenset({RunState.RUNNING}))
             await orchestrator.cancel(ref)
@@ -218,7 +164,7 @@ class TestThroughRetrigger:
             pipeline=DAG_ID,
             parameters=parameters,
         )
-        async with adapter(airflow) as orchestrator:
+        async with connected(AirflowOrchestrator, airflow.connection()) as orchestrator:
             assert (await orchestrator.submit(request)).external_id == key
         assert len(await airflow.dag_runs()) == before
 

@@ -6,11 +6,8 @@ turns Dagster's typed errors (answered with HTTP 200) into refusals.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,18 +18,17 @@ from retrigger.dispatch.orchestrators.base import (
     RetrainRequest,
     RunRef,
     RunState,
-    make_client,
 )
 from retrigger.dispatch.orchestrators.dagster import RUN_KEY_TAG, DagsterOrchestrator
 from retrigger.errors import OrchestratorRejected, OrchestratorUnavailable
+from tests.integration import helpers
 from tests.integration.dagster import JOB, LOCATION, OP, DagsterPeer
+from tests.integration.helpers import FINISHED, connected
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
-_run_ids = itertools.count(1)
 RUN_TIMEOUT = 60.0
 """Seconds a run of a few seconds may take on a loaded 2-core machine."""
-FINISHED = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
 
 _LAUNCH = """
 mutation ItLaunch($executionParams: ExecutionParams!) {
@@ -45,46 +41,16 @@ mutation ItLaunch($executionParams: ExecutionParams!) {
 
 def retrain_request(job: str = JOB, **op_config: Any) -> RetrainRequest:
     """A request whose parameters are the job's run config: ``op_config`` on top of the required."""
-    run_id = next(_run_ids)
-    config = {"product": "churn", "run": str(run_id), **op_config}
-    return RetrainRequest(
-        idempotency_key=f"retrigger-it-{uuid.uuid4().hex[:12]}",
-        run_id=run_id,
-        product="churn",
-        pipeline=job,
-        parameters={"ops": {OP: {"config": config}}},
-        decision_id=run_id,
-        reasons=("drift",),
-        context={"product": "churn", "run_id": run_id, "reasons": ["drift"]},
-    )
-
-
-@contextlib.asynccontextmanager
-async def adapter(dagster: DagsterPeer) -> AsyncIterator[DagsterOrchestrator]:
-    connection = dagster.connection()
-    async with make_client(DagsterOrchestrator, connection) as http:
-        yield DagsterOrchestrator(connection, http)
+    return helpers.retrain_request(job, wrap=lambda c: {"ops": {OP: {"config": c}}}, **op_config)
 
 
 async def wait_state(
     orchestrator: DagsterOrchestrator, ref: RunRef, *, until: frozenset[RunState] = FINISHED
 ) -> tuple[RemoteStatus, list[RunState]]:
-    """Poll ``get_status`` until one of ``until`` (bounded); return it and every state seen."""
-    seen: list[RunState] = []
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + RUN_TIMEOUT
-    while True:
-        try:
-            status: RemoteStatus | None = await orchestrator.get_status(ref)
-        except OrchestratorUnavailable:
-            status = None  # as the status poller does: asked again at the next tick
-        if status is not None:
-            if not seen or seen[-1] is not status.state:
-                seen.append(status.state)
-            if status.state in until:
-                return status, seen
-        assert loop.time() < deadline, f"still {status} after {RUN_TIMEOUT:.0f} s: {seen}"
-        await asyncio.sleep(0.25)
+    """Dagster runs are short: a tighter poll and bound than the shared default."""
+    return await helpers.wait_state(
+        orchestrator, ref, until=until, timeout=RUN_TIMEOUT, interval=0.25
+    )
 
 
 async def wait_raw_status(dagster: DagsterPeer, ref: RunRef, statuses: set[str]) -> str:
@@ -100,7 +66,7 @@ async def wait_raw_status(dagster: DagsterPeer, ref: RunRef, statuses: set[str])
 class TestDagsterAdapter:
     async def test_submit_launches_the_job_tagged_with_the_key(self, dagster: DagsterPeer) -> None:
         request = retrain_request()
-        async with adapter(dagster) as orchestrator:
+        async with connected(DagsterOrchestrator, dagster.connection()) as orchestrator:
             ref = await orchestrator.submit(request)
             created = await dagster.run(ref.external_id)
             status, seen = await wait_state(orchestrator, ref)
@@ -123,7 +89,7 @@ class TestDagsterAdapter:
 
     async def test_resubmission_returns_the_same_run(self, dagster: DagsterPeer) -> None:
         request = retrain_request()
-        async with adapter(dagster) as orchestrator:
+        async with connected(DagsterOrchestrator, dagster.connection()) as orchestrator:
             racing = await asyncio.gather(
                 orchestrator.submit(request), orchestrator.submit(request)
             )
@@ -136,7 +102,7 @@ class TestDagsterAdapter:
 
     async def test_a_failing_op_fails_the_run(self, dagster: DagsterPeer) -> None:
         request = retrain_request(fail=True)
-        async with adapter(dagster) as orchestrator:
+        async with connected(DagsterOrchestrator, dagster.connection()) as orchestrator:
             ref = await orchestrator.submit(request)
             status, _ = await wait_state(orchestrator, ref)
         assert status.state is RunState.FAILED, status
@@ -155,20 +121,20 @@ class TestDagsterAdapter:
         raw = await dagster.graphql(_LAUNCH, {"executionParams": params})
         assert raw.status_code == 200, raw.text
         assert raw.json()["data"]["launchRun"]["__typename"] == "PipelineNotFoundError"
-        async with adapter(dagster) as orchestrator:
+        async with connected(DagsterOrchestrator, dagster.connection()) as orchestrator:
             with pytest.raises(OrchestratorRejected, match="PipelineNotFoundError.*no_such_job"):
                 await orchestrator.submit(request)
         assert await dagster.runs_with_key(request.idempotency_key) == []
 
     async def test_invalid_run_config_is_rejected(self, dagster: DagsterPeer) -> None:
         request = retrain_request(epochs=3)
-        async with adapter(dagster) as orchestrator:
+        async with connected(DagsterOrchestrator, dagster.connection()) as orchestrator:
             with pytest.raises(OrchestratorRejected, match='unexpected config entry "epochs"'):
                 await orchestrator.submit(request)
         assert await dagster.runs_with_key(request.idempotency_key) == []
 
     async def test_status_of_an_unknown_run_is_rejected(self, dagster: DagsterPeer) -> None:
-        async with adapter(dagster) as orchestrator:
+        async with connected(DagsterOrchestrator, dagster.connection()) as orchestrator:
             with pytest.raises(OrchestratorRejected, match="RunNotFoundError"):
                 await orchestrator.get_status(RunRef(external_id=str(uuid.uuid4())))
 
@@ -180,14 +146,14 @@ class TestDagsterAdapter:
         renamed = dagster_adapter._FIND_RUN.replace("runId status", "runId statusName")
         monkeypatch.setattr(dagster_adapter, "_FIND_RUN", renamed)
         request = retrain_request()
-        async with adapter(dagster) as orchestrator:
+        async with connected(DagsterOrchestrator, dagster.connection()) as orchestrator:
             with pytest.raises(OrchestratorRejected, match="answered 400.*statusName"):
                 await orchestrator.submit(request)
         assert await dagster.runs_with_key(request.idempotency_key) == []
 
     async def test_cancel_terminates_a_running_run(self, dagster: DagsterPeer) -> None:
         request = retrain_request(sleep_seconds=300.0)
-        async with adapter(dagster) as orchestrator:
+        async with connected(DagsterOrchestrator, dagster.connection()) as orchestrator:
             ref = await orchestrator.submit(request)
             await wait_state(orchestrator, ref, until=frozenset({RunState.RUNNING}))
             await orchestrator.cancel(ref)
@@ -200,7 +166,7 @@ class TestDagsterAdapter:
     async def test_cancel_of_a_starting_run_is_retryable(self, dagster: DagsterPeer) -> None:
         request = retrain_request(sleep_seconds=300.0)
         refusals: list[str] = []
-        async with adapter(dagster) as orchestrator:
+        async with connected(DagsterOrchestrator, dagster.connection()) as orchestrator:
             ref = await orchestrator.submit(request)
             # Dagster refuses to terminate a STARTING run (its run worker is being launched)
             await wait_raw_status(dagster, ref, {"STARTING", "STARTED"})

@@ -6,51 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from retrigger.dispatch.orchestrators.base import (
-    RemoteStatus,
     RetrainRequest,
     RunRef,
     RunState,
-    make_client,
 )
 from retrigger.dispatch.orchestrators.prefect import PrefectOrchestrator
 from retrigger.errors import OrchestratorUnavailable
+from tests.integration.helpers import connected, retrain_request, wait_state
 from tests.integration.prefect import DEPLOYMENT, PrefectPeer
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
-
-_run_ids = itertools.count(1)
-RUN_TIMEOUT = 120.0
-"""Seconds a flow run of a few seconds may take on a loaded 2-core machine."""
-FINISHED = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
-
-
-def retrain_request(**parameters: Any) -> RetrainRequest:
-    run_id = next(_run_ids)
-    return RetrainRequest(
-        idempotency_key=f"retrigger-it-{uuid.uuid4().hex[:12]}",
-        run_id=run_id,
-        product="churn",
-        pipeline=DEPLOYMENT,
-        parameters={"product": "churn", "run": str(run_id), **parameters},
-        decision_id=run_id,
-        reasons=("drift",),
-        context={"product": "churn", "run_id": run_id, "reasons": ["drift"]},
-    )
-
-
-@contextlib.asynccontextmanager
-async def adapter(prefect: PrefectPeer) -> AsyncIterator[PrefectOrchestrator]:
-    connection = prefect.connection()
-    async with make_client(PrefectOrchestrator, connection) as http:
-        yield PrefectOrchestrator(connection, http)
 
 
 async def submit(orchestrator: PrefectOrchestrator, request: RetrainRequest) -> RunRef:
@@ -63,33 +32,12 @@ async def submit(orchestrator: PrefectOrchestrator, request: RetrainRequest) -> 
     return await orchestrator.submit(request)
 
 
-async def wait_state(
-    orchestrator: PrefectOrchestrator, ref: RunRef, *, until: frozenset[RunState] = FINISHED
-) -> tuple[RemoteStatus, list[RunState]]:
-    """Poll ``get_status`` until one of ``until`` (bounded); return it and every state seen."""
-    seen: list[RunState] = []
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + RUN_TIMEOUT
-    while True:
-        try:
-            status: RemoteStatus | None = await orchestrator.get_status(ref)
-        except OrchestratorUnavailable:
-            status = None  # as the status poller does: asked again at the next tick
-        if status is not None:
-            if not seen or seen[-1] is not status.state:
-                seen.append(status.state)
-            if status.state in until:
-                return status, seen
-        assert loop.time() < deadline, f"still {status} after {RUN_TIMEOUT:.0f} s: {seen}"
-        await asyncio.sleep(0.5)
-
-
 class TestPrefectAdapter:
     async def test_submit_runs_the_deployment_with_key_and_parameters(
         self, prefect: PrefectPeer
     ) -> None:
-        request = retrain_request()
-        async with adapter(prefect) as orchestrator:
+        request = retrain_request(DEPLOYMENT)
+        async with connected(PrefectOrchestrator, prefect.connection()) as orchestrator:
             ref = await submit(orchestrator, request)
             status, seen = await wait_state(orchestrator, ref)
         run = await prefect.flow_run(ref.external_id)
@@ -105,9 +53,9 @@ class TestPrefectAdapter:
         assert run["state_type"] == "COMPLETED"
 
     async def test_retry_returns_the_same_flow_run(self, prefect: PrefectPeer) -> None:
-        request = retrain_request()
+        request = retrain_request(DEPLOYMENT)
         before = len(await prefect.flow_runs())
-        async with adapter(prefect) as orchestrator:
+        async with connected(PrefectOrchestrator, prefect.connection()) as orchestrator:
             racing = await asyncio.gather(
                 submit(orchestrator, request), submit(orchestrator, request)
             )
@@ -121,16 +69,16 @@ class TestPrefectAdapter:
         assert status.state is RunState.SUCCEEDED
 
     async def test_a_failing_flow_fails_the_run(self, prefect: PrefectPeer) -> None:
-        request = retrain_request(fail=True)
-        async with adapter(prefect) as orchestrator:
+        request = retrain_request(DEPLOYMENT, fail=True)
+        async with connected(PrefectOrchestrator, prefect.connection()) as orchestrator:
             ref = await submit(orchestrator, request)
             status, _ = await wait_state(orchestrator, ref)
         assert status.state is RunState.FAILED, status
         assert (await prefect.flow_run(ref.external_id))["state_type"] == "FAILED"
 
     async def test_cancel_stops_a_running_flow(self, prefect: PrefectPeer) -> None:
-        request = retrain_request(sleep_seconds=300)
-        async with adapter(prefect) as orchestrator:
+        request = retrain_request(DEPLOYMENT, sleep_seconds=300)
+        async with connected(PrefectOrchestrator, prefect.connection()) as orchestrator:
             ref = await submit(orchestrator, request)
             await wait_state(orchestrator, ref, until=frozenset({RunState.RUNNING}))
             await orchestrator.cancel(ref)
