@@ -266,10 +266,23 @@ def scenario(api: Api, echo: Echo, options: DemoOptions) -> int:
             run_id = decision["run_id"]
             echo(f"  -> run {run_id} created with the decision (same transaction)")
             break
+        if decision.get("suppressed_by") == "active_run":
+            # The server's own evaluation after ingestion got there first and launched a run.
+            run_id = _latest_run(api, product)
+            if run_id is not None:
+                echo(
+                    f"  -> run {run_id} was already launched by the server's evaluation after ingestion"
+                )
+                break
     if run_id is None:
         echo("\nno decision fired: nothing launched")
         return 1
     return follow_run(api, echo, run_id, options.run_timeout)
+
+
+def _latest_run(api: Api, product: str) -> int | None:
+    runs = api.call("GET", f"/v1/runs?product={product}&limit=1")["items"]
+    return int(runs[0]["id"]) if runs else None
 
 
 def follow_run(api: Api, echo: Echo, run_id: int, timeout: float) -> int:
