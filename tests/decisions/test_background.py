@@ -52,7 +52,7 @@ class TestBackgroundEvaluation:
                 assert http.post("/v1/products/p/signals/samples", json=batch).status_code < 300
             decision = wait_for_decision(http, "ingest")
             assert decision["outcome"] == "fired"
-            time.sleep(1.0)
+            time.sleep(2.0)  # longer than the debounce: a second evaluation would show by now
             items = http.get("/v1/decisions", params={"product": "p"}).json()["items"]
             assert len([d for d in items if d["trigger"] == "ingest"]) == 1
 
