@@ -248,6 +248,12 @@ class TestEvaluationMetrics:
             statistic = value("retrigger_feature_drift_statistic", **labels)
             assert statistic == pytest.approx(result["statistic"])
             assert value("retrigger_feature_drift_p_value", **labels) == result["p_value"]
+        # a deleted product's gauges go with it (its counters stay: they only ever grow)
+        assert (await admin.delete(f"/v1/products/{product}")).status_code == 204
+        for feature, entry in features.items():
+            labels = {"product": product, "feature": feature, "test": entry["test"]}
+            assert value("retrigger_feature_drift_statistic", **labels) is None
+            assert value("retrigger_feature_drift_p_value", **labels) is None
 
     async def test_budget_and_guard_suppressions(self, admin: httpx.AsyncClient) -> None:
         product = await setup_product(admin, [STALE], cooldown=None, max_runs=2, period="7d")

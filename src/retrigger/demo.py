@@ -271,7 +271,7 @@ def scenario(api: Api, echo: Echo, options: DemoOptions) -> int:
             run_id = _latest_run(api, product)
             if run_id is not None:
                 echo(
-                    f"  -> run {run_id} was already launched by the server's evaluation after ingestion"
+                    f"  -> run {run_id} already launched by the server's evaluation after ingestion"
                 )
                 break
     if run_id is None:

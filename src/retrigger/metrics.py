@@ -157,6 +157,21 @@ MODEL_AGE = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+
+def forget_product(product: str) -> None:
+    """Drop a deleted product's gauges (drift, budget, model age) from this process."""
+    for key, had_p_value in _drift_series.pop(product, {}).items():
+        _forget(FEATURE_DRIFT_STATISTIC, product, *key)
+        if had_p_value:
+            _forget(FEATURE_DRIFT_P_VALUE, product, *key)
+    if product in _budgeted:
+        _forget(BUDGET_REMAINING, product)
+        _budgeted.discard(product)
+    if product in _aged:
+        _forget(MODEL_AGE, product)
+        _aged.discard(product)
+
+
 # --- runs ------------------------------------------------------------------------------------
 
 RUNS = Gauge(

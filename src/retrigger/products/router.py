@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from retrigger import metrics
 from retrigger.api.deps import ReadPrincipal, SessionDep, WritePrincipal
 from retrigger.api.problems import responses
 from retrigger.products import service as product_service
@@ -83,4 +84,5 @@ async def update_product(
 async def delete_product(product: Slug, session: SessionDep, principal: WritePrincipal) -> Response:
     """Delete a product."""
     await product_service.delete_(session, principal=principal, name=product)
+    metrics.forget_product(product)
     return Response(status_code=204)

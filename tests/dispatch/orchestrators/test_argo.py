@@ -159,8 +159,39 @@ class TestStatus:
         assert status.outputs == {"model_version": "fraud-scorer-12"}
 
     async def test_deleted_workflow_is_rejected(self, adapter: Orchestrator) -> None:
-        with pytest.raises(OrchestratorRejected, match="404"):
+        with pytest.raises(OrchestratorRejected, match="404.*not in the workflow archive"):
             await adapter.get_status(RunRef("retrigger-run-1", data={"namespace": "ml"}))
+
+    async def test_workflow_deleted_by_its_ttl_is_read_from_the_archive(
+        self, server: ArgoServer, adapter: Orchestrator
+    ) -> None:
+        ref = await adapter.submit(retrain())
+        server.workflows[ref.external_id]["status"] = {
+            "phase": "Succeeded",
+            "outputs": {"parameters": [{"name": "model_version", "value": "fraud-scorer-13"}]},
+        }
+        server.garbage_collect(ref.external_id)
+        status = await adapter.get_status(ref)
+        assert status.state is RunState.SUCCEEDED
+        assert status.outputs == {"model_version": "fraud-scorer-13"}
+        listing, detail = server.requests[-2:]
+        assert listing.url.path == "/api/v1/archived-workflows"
+        assert listing.url.params["listOptions.fieldSelector"] == (
+            "metadata.namespace=ml,metadata.name=retrigger-run-42"
+        )
+        uid = server.archive_uid(ref.external_id)
+        assert detail.url.path == f"/api/v1/archived-workflows/{uid}"
+        await adapter.cancel(ref)  # an archived workflow has ended: nothing to stop
+
+    async def test_deleted_workflow_without_an_archive_is_rejected(
+        self, server: ArgoServer, adapter: Orchestrator
+    ) -> None:
+        server.archive = None
+        ref = await adapter.submit(retrain())
+        server.finish(ref.external_id, RunState.SUCCEEDED)
+        server.garbage_collect(ref.external_id)
+        with pytest.raises(OrchestratorRejected, match="not in the workflow archive"):
+            await adapter.get_status(ref)
 
 
 class TestCancel:

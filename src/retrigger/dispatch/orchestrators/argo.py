@@ -2,7 +2,8 @@
 
 The fixed workflow name is the idempotency primitive: a repeated submission answers 409
 AlreadyExists and the existing workflow is returned. A workflow deleted by its TTL or garbage
-collection answers 404 to a status poll, which surfaces as OrchestratorRejected.
+collection answers 404 to a status poll; it is then looked up in the workflow archive (when the
+Argo Server has one), and only a workflow in neither place surfaces as OrchestratorRejected.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class ArgoOrchestrator(Orchestrator):
         return self._ref(workflow)
 
     async def get_status(self, ref: RunRef) -> RemoteStatus:
-        workflow = await self._get(ref.external_id)
+        workflow = await self._live_or_archived(ref.external_id)
         status = workflow.get("status") or {}
         if not isinstance(status, dict):
             raise self.malformed(f"workflow {ref.external_id} status is not an object")
@@ -151,6 +152,49 @@ class ArgoOrchestrator(Orchestrator):
     async def _get(self, name: str) -> dict[str, Any]:
         response = await self.request("GET", f"{self._base}/{quote(name, safe='')}")
         return self._workflow_of(self.json_of(response))
+
+    async def _live_or_archived(self, name: str) -> dict[str, Any]:
+        path = f"{self._base}/{quote(name, safe='')}"
+        response = await self.request("GET", path, allow=(404,))
+        if response.status_code != 404:
+            return self._workflow_of(self.json_of(response))
+        archived = await self._archived(name)
+        if archived is None:
+            raise OrchestratorRejected(
+                f"argo: workflow {name} answered 404 (deleted, e.g. by its TTL) and is not in "
+                "the workflow archive"
+            )
+        return archived
+
+    async def _archived(self, name: str) -> dict[str, Any] | None:
+        """The archived copy of workflow ``name``; None when absent or no archive is configured."""
+        namespace = self.options.namespace
+        params = {
+            "namespace": namespace,
+            "listOptions.fieldSelector": f"metadata.namespace={namespace},metadata.name={name}",
+        }
+        # Argo answers 501 (gRPC Unimplemented) or 404 on servers without an archive.
+        response = await self.request(
+            "GET", "/api/v1/archived-workflows", params=params, allow=(404, 501)
+        )
+        if response.status_code in (404, 501):
+            return None
+        body = self.json_of(response)
+        items = body.get("items") if isinstance(body, dict) else None
+        for item in items if isinstance(items, list) else []:
+            metadata = item.get("metadata") if isinstance(item, dict) else None
+            if not isinstance(metadata, dict) or metadata.get("name") != name:
+                continue
+            uid = metadata.get("uid")
+            if not isinstance(uid, str) or not uid:
+                raise self.malformed(f"archived workflow {name} without metadata.uid")
+            detail = await self.request(
+                "GET",
+                f"/api/v1/archived-workflows/{quote(uid, safe='')}",
+                params={"namespace": namespace},
+            )
+            return self._workflow_of(self.json_of(detail))
+        return None
 
     def _workflow_of(self, body: Any) -> dict[str, Any]:
         metadata = body.get("metadata") if isinstance(body, dict) else None

@@ -37,10 +37,18 @@ class ArgoServer(RecordingServer):
         )
         self.templates = {self.pipeline}
         self.workflows: dict[str, dict[str, Any]] = {}
+        self.archive: dict[str, dict[str, Any]] | None = {}  # by uid; None: no archive configured
+        self.submitted = 0
 
     @property
     def launched(self) -> int:
-        return len(self.workflows)
+        return self.submitted
+
+    def garbage_collect(self, name: str) -> None:
+        """Delete a workflow as its TTL would; it is archived when the server has an archive."""
+        workflow = self.workflows.pop(name)
+        if self.archive is not None:
+            self.archive[workflow["metadata"]["uid"]] = workflow
 
     def finish(self, external_id: str, state: RunState) -> None:
         workflow = self.workflows[external_id]
@@ -59,6 +67,8 @@ class ArgoServer(RecordingServer):
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
             return status(401, 16, "token not valid")
         parts = request.url.path.strip("/").split("/")
+        if parts[:3] == ["api", "v1", "archived-workflows"] and request.method == "GET":
+            return self._archived(request, parts[3:])
         if parts[:3] != ["api", "v1", "workflows"] or len(parts) < 5:
             return status(404, 5, f"no route {request.url.path}")
         namespace, rest = parts[3], parts[4:]
@@ -79,6 +89,39 @@ class ArgoServer(RecordingServer):
             self._terminate(workflow)
             return httpx.Response(200, json=workflow)
         return status(405, 12, f"method {request.method} not allowed")
+
+    def archive_uid(self, name: str) -> str:
+        assert self.archive is not None
+        return next(uid for uid, w in self.archive.items() if w["metadata"]["name"] == name)
+
+    def _archived(self, request: httpx.Request, rest: list[str]) -> httpx.Response:
+        if self.archive is None:
+            return status(501, 12, "workflow archive is not configured")
+        namespace = request.url.params.get("namespace", "")
+        if rest:  # GET /api/v1/archived-workflows/{uid}
+            workflow = self.archive.get(rest[0])
+            if workflow is None or namespace not in ("", workflow["metadata"]["namespace"]):
+                return status(404, 5, "not found")
+            return httpx.Response(200, json=workflow)
+        selector = dict(
+            term.split("=", 1)
+            for term in request.url.params.get("listOptions.fieldSelector", "").split(",")
+            if term
+        )
+        items = []
+        for workflow in self.archive.values():
+            metadata = workflow["metadata"]
+            wanted = {
+                "metadata.name": metadata["name"],
+                "metadata.namespace": metadata["namespace"],
+            }
+            if any(wanted.get(key) != value for key, value in selector.items()):
+                continue
+            if namespace and metadata["namespace"] != namespace:
+                continue
+            # the list carries metadata and a summary of the status, not outputs or nodes
+            items.append({"metadata": metadata, "status": {"phase": workflow["status"]["phase"]}})
+        return httpx.Response(200, json={"metadata": {}, "items": items or None})
 
     def _submit(self, body: dict[str, Any]) -> httpx.Response:
         if body.get("resourceKind") != "WorkflowTemplate":
@@ -115,6 +158,7 @@ class ArgoServer(RecordingServer):
             "status": {},
         }
         self.workflows[name] = workflow
+        self.submitted += 1
         return httpx.Response(200, json=workflow)
 
     @staticmethod
