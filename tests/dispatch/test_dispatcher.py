@@ -19,6 +19,7 @@ from retrigger.db import migrate
 from retrigger.db.session import Database
 from retrigger.dispatch.dispatcher import Dispatcher
 from retrigger.dispatch.orchestrators.airflow import CANCEL_NOTE
+from retrigger.dispatch.orchestrators.base import RemoteStatus, RunRef, RunState
 from retrigger.main import create_app
 from tests.dispatch.conftest import TARGET, Live, RunsApi, admin_token, live_settings
 from tests.fixtures.db import FreshDatabase
@@ -307,6 +308,19 @@ class TestPoller:
         run = await live.run(run_id)
         assert run.state == "failed"
         assert run.last_error == "dag run failed"
+
+    async def test_a_ref_resolved_by_a_poll_is_stored(self, live: Live) -> None:
+        # GitHub Actions learns its run id only when a poll finds the dispatched run
+        run_id, _ = await submitted_run(live)
+        resolved = RunRef("9000", "https://github.test/o/r/actions/runs/9000", {"resolved": True})
+        status = RemoteStatus(RunState.RUNNING, "run 9000: in_progress", ref=resolved)
+        await live.poller().record(run_id, status, actor="poller")
+        run = await live.run(run_id)
+        assert (run.state, run.external_id) == ("running", "9000")
+        assert run.external_url == resolved.url
+        assert run.external_data == {"resolved": True}
+        shown = await live.api.get_run(run_id)
+        assert (shown["external_id"], shown["external_url"]) == ("9000", resolved.url)
 
     async def test_unreachable_orchestrator_leaves_the_run_as_is(self, live: Live) -> None:
         run_id, key = await submitted_run(live)

@@ -119,6 +119,10 @@ class StatusPoller:
             if run is None:
                 return
             run.status_detail = (status.detail or "")[:2000] or run.status_detail
+            if status.ref is not None and not RunStatus(run.state).terminal:
+                run.external_id = status.ref.external_id
+                run.external_url = status.ref.url or run.external_url
+                run.external_data = dict(status.ref.data)
             target = _FOLLOW.get(status.state)
             if target is None or RunStatus(run.state).terminal:
                 return

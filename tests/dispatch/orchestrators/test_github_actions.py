@@ -158,6 +158,13 @@ class TestLateRun:
         status = await adapter.get_status(ref)
         assert (status.state, status.detail) == (RunState.RUNNING, "run 9000: in_progress")
         assert server.requests[-1].url.params["created"].startswith(">=20")
+        # the poll hands back the resolved ref, which the poller stores: later polls go direct
+        assert status.ref is not None
+        assert (status.ref.external_id, status.ref.data["resolved"]) == ("9000", True)
+        assert str(status.ref.url).endswith("/runs/9000")
+        server.set_state(9000, "completed", "success")
+        assert (await adapter.get_status(status.ref)).state is RunState.SUCCEEDED
+        assert server.requests[-1].url.path == f"/repos/{REPO}/actions/runs/9000"
 
     async def test_repeat_before_the_run_is_listed_dispatches_nothing(
         self, server: GitHubActionsServer, adapter: Orchestrator

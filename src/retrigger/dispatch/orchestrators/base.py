@@ -124,6 +124,9 @@ class RemoteStatus:
     state: RunState
     detail: str = ""
     outputs: Mapping[str, Any] = field(default_factory=dict)
+    ref: RunRef | None = None
+    """The run's reference when the poll resolved a better one than the stored one (GitHub
+    Actions learns the run id after the dispatch); the poller stores it."""
 
 
 def launch_context(request: RetrainRequest) -> dict[str, Any]:

@@ -3,10 +3,11 @@
 The dispatch API has no idempotency key. The key travels as an input (``key_input``) that the
 workflow must put in its ``run-name``; runs are looked up by that title before dispatching. The
 dispatch answers the run id when ``return_run_details`` is on (github.com); otherwise the run
-shows up asynchronously and the ref stays unresolved (external id = key) until a status poll finds
-it. Remaining race: a retry from another process before the run is listed dispatches again; a
-per-key lock and an in-process ledger close it within a process, the dispatcher's database claim
-(one claimer per run) across processes.
+shows up asynchronously and the ref stays unresolved (external id = key) until a status poll
+finds it and hands the poller the resolved ref (run id and link) to store. Remaining race: a
+retry from another process before the run is listed dispatches again; a per-key lock and an
+in-process ledger close it within a process, the dispatcher's database claim (one claimer per
+run) across processes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -118,7 +120,9 @@ class GitHubActionsOrchestrator(Orchestrator):
             return _status_of(await self._run(ref.external_id))
         run = await self._resolve(ref)
         if run is not None:
-            return _status_of(run)
+            workflow = str(ref.data["workflow"])
+            key = str(ref.data.get("key", ref.external_id))
+            return replace(_status_of(run), ref=self._ref(workflow, key, run))
         waited = time.time() - float(ref.data.get("dispatched_at", 0.0))
         if waited > self.options.resolve_timeout_seconds:
             return RemoteStatus(
