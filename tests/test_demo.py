@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -36,7 +37,7 @@ class TestDemo:
         assert "run 1 created with the decision" in text
         for state in ("pending", "submitted", "running", "succeeded"):
             assert f" {state} " in text or f" {state}\n" in text, state
-        assert "key retrigger-run-1" in text
+        assert re.search(r"key retrigger-run-1-[0-9a-f]{6}\b", text), text
 
     def test_against_a_running_server(self, live_server: LiveServer) -> None:
         out = demo("--url", live_server.url, "--token", live_server.token)

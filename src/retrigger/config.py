@@ -167,7 +167,7 @@ class Settings(BaseSettings):
     run_key_prefix: str = Field(
         "retrigger",
         pattern=r"^[a-z0-9][a-z0-9-]{0,30}$",
-        description="Prefix of run idempotency keys (`<prefix>-run-<id>`); give each "
+        description="Prefix of run idempotency keys (`<prefix>-run-<id>-<6 hex>`); give each "
         "installation sharing an orchestrator its own.",
     )
     callback_secret: SecretStr | None = Field(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from base64 import b64encode
 from datetime import timedelta
@@ -37,7 +38,9 @@ async def pending_run(live: Live, product: str = "p", **guards: Any) -> tuple[in
     r = await live.api.retrain(product)
     assert r.status_code == 201, r.text
     run_id = int(r.json()["run_id"])
-    return run_id, f"retrigger-run-{run_id}"
+    key = (await live.api.get_run(run_id))["idempotency_key"]
+    assert re.fullmatch(rf"retrigger-run-{run_id}-[0-9a-f]{{6}}", key), key
+    return run_id, key
 
 
 async def submitted_run(live: Live) -> tuple[int, str]:
@@ -406,4 +409,4 @@ class TestKeyPrefix:
                     run = await api.get_run(run_id)
             finally:
                 await db.dispose()
-        assert run["idempotency_key"] == f"staging-run-{run_id}"
+        assert run["idempotency_key"].startswith(f"staging-run-{run_id}-")

@@ -127,7 +127,7 @@ async def test_killed_worker_mid_submit_launches_once_after_restart(stack: Stack
     r = await stack.api.retrain()
     assert r.status_code == 201, r.text
     run_id = int(r.json()["run_id"])
-    key = f"retrigger-run-{run_id}"
+    key = (await stack.api.get_run(run_id))["idempotency_key"]
     fake, log = stack.fake, stack.log
 
     fake.hold_next_trigger()

@@ -63,6 +63,8 @@ class ProductState(Base):
     schedules: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
     history: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
     fired_at: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
+    dirty_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    """The first signal committed since the last evaluation (None: nothing waits)."""
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, onupdate=utcnow, nullable=False
     )

@@ -36,6 +36,19 @@ class Connection(IdMixin, TimestampMixin, Base):
     description: Mapped[str] = mapped_column(Text, default="", nullable=False)
 
 
+class ConnectionTeam(Base):
+    """A team whose products may launch on a connection; a connection without rows is org-wide."""
+
+    __tablename__ = "connection_teams"
+
+    connection_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    team_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
 class Run(IdMixin, Base):
     """One retraining launch and its lifecycle."""
 
@@ -76,6 +89,13 @@ class Run(IdMixin, Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     cancel_pending: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    cancel_attempts: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", nullable=False
+    )
+    cancel_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    poll_failures: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", nullable=False
+    )
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     status_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     model_version: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -8,6 +8,7 @@ backwards or twice.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -40,8 +41,13 @@ log = logging.getLogger("retrigger.dispatch")
 
 
 def idempotency_key(prefix: str, run_id: int) -> str:
-    """The key every submission of a run carries: stable, unique per installation."""
-    return f"{prefix}-run-{run_id}"
+    """The key every submission of a run carries, stored on the run when it is created.
+
+    The random suffix keeps keys unique beyond this database: run ids restart at 1 after a reset,
+    a restore or in a second installation, and a bare ``retrigger-run-1`` would then be taken by
+    the orchestrator as "already launched" and adopt a months-old pipeline run.
+    """
+    return f"{prefix}-run-{run_id}-{secrets.token_hex(3)}"
 
 
 async def active_run(session: AsyncSession, product_id: int) -> Run | None:
