@@ -13,6 +13,11 @@ fi
 if ! command -v prometheus-alertmanager >/dev/null && ! command -v alertmanager >/dev/null; then
   missing+=(prometheus-alertmanager)
 fi
+# Debian's docker-compose (v1, Python) validates docker/compose.yaml without a Docker daemon
+# when the `docker compose` plugin is absent (tests/ops/test_packaging.py)
+if ! command -v docker-compose >/dev/null && ! docker compose version >/dev/null 2>&1; then
+  missing+=(docker-compose)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing ${missing[*]}"
   sudo=()

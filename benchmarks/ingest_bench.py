@@ -15,7 +15,11 @@ It measures, in one run, with rounds alternating between the contenders (medians
 (b) one small metric point per request: the real endpoint against a bare FastAPI endpoint doing
     one asyncpg INSERT per request (target ratio >= 0.7). Once the key is cached, the real
     endpoint's answers come from the metrics lane (``signals/fastlane.py``), whose pool skips the
-    reset query that the bare endpoint's default asyncpg pool runs on every release.
+    reset query that the bare endpoint's default asyncpg pool runs on every release;
+(c) evaluation of a product with 50 numeric features (reference 1e5 rows, window 1e4): end to end
+    as ``POST :evaluate`` runs it against the statistics engine alone on the same arrays (target
+    <= 2x); the code is ``evaluation_bench.py``, run here after (a) and (b) (``--skip-evaluation``
+    leaves it out).
 
 Load comes from ``wrk`` when installed (``apt-get install wrk``), else from an httpx client.
 """
@@ -471,6 +475,17 @@ def run(args: argparse.Namespace) -> None:
                 else (f">= {target:.2f}  {'ok' if value >= target else 'MISSED'}")
             )
             print(f"{label:40} {value:>12.2f}  {verdict}")
+        if not args.skip_evaluation:
+            import evaluation_bench
+
+            print("\n(c) evaluation of 50 features, reference 1e5 rows, window 1e4 rows")
+            ratio = asyncio.run(
+                evaluation_bench.main_async(
+                    argparse.Namespace(database_url=None, repeats=args.evaluation_repeats)
+                )
+            )
+            verdict = f"<= 2.00  {'ok' if ratio <= 2 else 'MISSED'}"
+            print(f"{'(c) end-to-end / stats alone':40} {ratio:>12.2f}  {verdict}")
     finally:
         for proc in procs:
             stop(proc)
@@ -488,6 +503,12 @@ def main() -> None:
         "--gc-freeze",
         action="store_true",
         help="serve the real app after gc.freeze() (an experiment, not how `serve` runs)",
+    )
+    parser.add_argument(
+        "--skip-evaluation", action="store_true", help="leave out (c), the evaluation cost"
+    )
+    parser.add_argument(
+        "--evaluation-repeats", type=int, default=7, help="repeats of (c), medians printed"
     )
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-real-frozen", action="store_true", help=argparse.SUPPRESS)

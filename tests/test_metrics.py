@@ -248,26 +248,34 @@ class TestEvaluationMetrics:
             statistic = value("retrigger_feature_drift_statistic", **labels)
             assert statistic == pytest.approx(result["statistic"])
             assert value("retrigger_feature_drift_p_value", **labels) == result["p_value"]
+            ratio = value("retrigger_feature_drift_effect_ratio", **labels)
+            assert ratio == pytest.approx(result["effect_size"] / result["min_effect"])
+            drifted = value("retrigger_feature_drifted", **labels)
+            assert drifted == (1.0 if result["drifted"] else 0.0)
+        assert value("retrigger_feature_drifted", product=product, feature="x", test="ks") == 1
         # a deleted product's gauges go with it (its counters stay: they only ever grow)
         assert (await admin.delete(f"/v1/products/{product}")).status_code == 204
         for feature, entry in features.items():
             labels = {"product": product, "feature": feature, "test": entry["test"]}
             assert value("retrigger_feature_drift_statistic", **labels) is None
             assert value("retrigger_feature_drift_p_value", **labels) is None
+            assert value("retrigger_feature_drift_effect_ratio", **labels) is None
+            assert value("retrigger_feature_drifted", **labels) is None
 
     async def test_budget_and_guard_suppressions(self, admin: httpx.AsyncClient) -> None:
         product = await setup_product(admin, [STALE], cooldown=None, max_runs=2, period="7d")
         trained = iso(datetime.now(UTC) - timedelta(days=5))
         reference = {"columns": columns(np.random.default_rng(1), 0.0, 50), "trained_at": trained}
         assert (await admin.post(f"/v1/products/{product}/references", json=reference)).is_success
-        suppressed = count("retrigger_guard_suppressions_total", guard="max_runs")
+        held = {"product": product, "guard": "max_runs"}
+        suppressed = count("retrigger_guard_suppressions_total", **held)
         remaining = []
         for _ in range(3):
             await evaluate(admin, product)
             remaining.append(value("retrigger_budget_remaining", product=product))
         assert remaining == [1, 0, 0]
         assert count("retrigger_evaluations_total", product=product, outcome="suppressed") == 1
-        assert count("retrigger_guard_suppressions_total", guard="max_runs") == suppressed + 1
+        assert count("retrigger_guard_suppressions_total", **held) == suppressed + 1
         policy = {"spec": {"rules": [STALE]}, "change_reason": "no budget"}
         assert (await admin.put(f"/v1/products/{product}/policy", json=policy)).is_success
         await evaluate(admin, product)

@@ -177,6 +177,13 @@ class Settings(BaseSettings):
     )
 
     # logging
+    state_gauges_interval_seconds: float = Field(
+        15.0,
+        gt=0,
+        le=3600,
+        description="How often every process re-reads the database-backed gauges (runs by "
+        "state, model age, the last evaluation's drift and budget) for /metrics.",
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_format: LogFormat = Field(LogFormat.text, description="`text` or `json` lines.")
 

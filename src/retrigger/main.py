@@ -43,6 +43,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics.DB_POOL.pool = db.engine.pool
+        from retrigger.state_gauges import StateGauges
+
+        gauges = StateGauges(db, interval=settings.state_gauges_interval_seconds)
+        gauges.start()
         scheduler = worker = None
         if settings.background_evaluation:
             from retrigger.decisions.scheduler import EvaluationScheduler
@@ -69,6 +73,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             await worker.stop()
         if scheduler is not None:
             await scheduler.stop()
+        await gauges.stop()
         await lane_pool.close()
         await db.dispose()
         metrics.process_exiting()

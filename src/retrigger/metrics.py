@@ -9,11 +9,14 @@
   ``retrigger_evaluations_total{product,outcome}``,
   ``retrigger_evaluation_duration_seconds{trigger}``,
   ``retrigger_evaluation_errors_total{trigger}``,
-  ``retrigger_rules_fired_total{rule_type}``, ``retrigger_guard_suppressions_total{guard}``,
+  ``retrigger_rules_fired_total{rule_type}``, ``retrigger_guard_suppressions_total{product,guard}``,
   ``retrigger_budget_remaining{product}``, ``retrigger_model_age_seconds{product}``,
   ``retrigger_feature_drift_statistic{product,feature,test}``,
-  ``retrigger_feature_drift_p_value{product,feature,test}``.
+  ``retrigger_feature_drift_p_value{product,feature,test}``,
+  ``retrigger_feature_drift_effect_ratio{product,feature,test}``,
+  ``retrigger_feature_drifted{product,feature,test}``.
 - Runs: ``retrigger_runs{state}``, ``retrigger_run_oldest_active_seconds``,
+  ``retrigger_worker_last_pass_timestamp_seconds``,
   ``retrigger_run_transitions_total{kind,state}``,
   ``retrigger_dispatch_attempts_total{kind,result}``,
   ``retrigger_dispatch_errors_total{kind,error_class}``,
@@ -129,8 +132,8 @@ RULES_FIRED = Counter(
 )
 GUARD_SUPPRESSIONS = Counter(
     "retrigger_guard_suppressions_total",
-    "Fired evaluations suppressed, by the guard that suppressed them.",
-    ["guard"],
+    "Fired evaluations suppressed, by product and the guard that suppressed them.",
+    ["product", "guard"],
 )
 BUDGET_REMAINING = Gauge(
     "retrigger_budget_remaining",
@@ -150,26 +153,25 @@ FEATURE_DRIFT_P_VALUE = Gauge(
     ["product", "feature", "test"],
     multiprocess_mode="mostrecent",
 )
+FEATURE_DRIFT_EFFECT_RATIO = Gauge(
+    "retrigger_feature_drift_effect_ratio",
+    "Each feature's effect size over its test's min_effect at the last stored evaluation "
+    "(>= 1: a material change, comparable across tests).",
+    ["product", "feature", "test"],
+    multiprocess_mode="mostrecent",
+)
+FEATURE_DRIFTED = Gauge(
+    "retrigger_feature_drifted",
+    "1 when the feature counted as drifted at the last stored evaluation, else 0.",
+    ["product", "feature", "test"],
+    multiprocess_mode="mostrecent",
+)
 MODEL_AGE = Gauge(
     "retrigger_model_age_seconds",
     "Seconds since the product's serving model was trained.",
     ["product"],
     multiprocess_mode="mostrecent",
 )
-
-
-def forget_product(product: str) -> None:
-    """Drop a deleted product's gauges (drift, budget, model age) from this process."""
-    for key, had_p_value in _drift_series.pop(product, {}).items():
-        _forget(FEATURE_DRIFT_STATISTIC, product, *key)
-        if had_p_value:
-            _forget(FEATURE_DRIFT_P_VALUE, product, *key)
-    if product in _budgeted:
-        _forget(BUDGET_REMAINING, product)
-        _budgeted.discard(product)
-    if product in _aged:
-        _forget(MODEL_AGE, product)
-        _aged.discard(product)
 
 
 # --- runs ------------------------------------------------------------------------------------
@@ -184,6 +186,11 @@ RUN_OLDEST_ACTIVE = Gauge(
     "retrigger_run_oldest_active_seconds",
     "Age of the oldest pending, submitted or running run; 0 when there is none.",
     multiprocess_mode="mostrecent",
+)
+WORKER_HEARTBEAT = Gauge(
+    "retrigger_worker_last_pass_timestamp_seconds",
+    "Unix time the dispatcher of this worker process last finished a pass.",
+    multiprocess_mode="livemax",
 )
 RUN_TRANSITIONS = Counter(
     "retrigger_run_transitions_total",
@@ -311,9 +318,11 @@ def observe_batch_size(kind: str, items: int) -> None:
 # --- evaluations -----------------------------------------------------------------------------
 
 # series this process set, so it can drop them (product -> (feature, test) -> has a p-value)
-_drift_series: dict[str, dict[tuple[str, str], bool]] = {}
+_drift_series: dict[str, dict[tuple[str, str], frozenset[Gauge]]] = {}
 _budgeted: set[str] = set()
 _aged: set[str] = set()
+# (product, "drift" | "budget") -> id of the decision those gauges show (see state_gauges.py)
+_applied: dict[tuple[str, str], int] = {}
 
 
 def observe_decision(outcome: str, suppressed_by: str | None) -> None:
@@ -329,32 +338,57 @@ def observe_evaluation(
     seconds: float,
     suppressed_by: str | None,
     fired_rule_types: Iterable[str],
-    findings: Sequence[Mapping[str, Any]],
+    findings: Sequence[Mapping[str, Any]] | None,
     budget_remaining: int | None,
+    decision_id: int | None = None,
 ) -> None:
-    """Count a stored evaluation and refresh the product's drift and budget gauges.
+    """Count a stored evaluation and show its drift and budget gauges at once.
 
-    ``fired_rule_types`` holds one entry per fired rule; ``findings`` are the stored findings;
-    ``budget_remaining`` is ``None`` when the policy sets no budget.
+    ``fired_rule_types`` holds one entry per fired rule; ``findings`` are the stored findings
+    (``None``: a manual retrain, which tests nothing, leaves the drift gauges alone);
+    ``budget_remaining`` is ``None`` when the policy sets no budget. Other processes pick the
+    stored decision up at their next state-gauge refresh.
     """
     EVALUATIONS.labels(product, _checked("outcome", outcome, EVALUATION_OUTCOMES)).inc()
     EVALUATION_DURATION.labels(trigger).observe(seconds)
     for rule_type in fired_rule_types:
         RULES_FIRED.labels(rule_type).inc()
     if suppressed_by is not None:
-        GUARD_SUPPRESSIONS.labels(suppressed_by).inc()
+        GUARD_SUPPRESSIONS.labels(product, suppressed_by).inc()
+    if findings is not None:
+        show_drift(product, decision_id, findings)
+    show_budget(product, decision_id, budget_remaining)
+
+
+def applied_decision(product: str, kind: str) -> int | None:
+    """The decision whose ``kind`` ("drift" or "budget") gauges this process shows."""
+    return _applied.get((product, kind))
+
+
+def show_drift(
+    product: str, decision_id: int | None, findings: Sequence[Mapping[str, Any]]
+) -> None:
+    """Show the drift statistics of a stored decision's findings."""
     _set_drift(product, findings)
+    if decision_id is not None:
+        _applied[(product, "drift")] = decision_id
+
+
+def show_budget(product: str, decision_id: int | None, budget_remaining: int | None) -> None:
+    """Show the budget left as of a stored decision (``None``: the policy sets none)."""
     if budget_remaining is not None:
         BUDGET_REMAINING.labels(product).set(budget_remaining)
         _budgeted.add(product)
     elif product in _budgeted:
         _forget(BUDGET_REMAINING, product)
         _budgeted.discard(product)
+    if decision_id is not None:
+        _applied[(product, "budget")] = decision_id
 
 
 def _set_drift(product: str, findings: Sequence[Mapping[str, Any]]) -> None:
-    """Per-feature statistics and p-values of the ``data_drift`` findings; stale series go."""
-    current: dict[tuple[str, str], tuple[float, float | None]] = {}
+    """Per-feature drift gauges of the ``data_drift`` findings; series no longer set go."""
+    current: dict[tuple[str, str], dict[Gauge, float]] = {}
     for finding in findings:
         if finding.get("type") != "data_drift":
             continue
@@ -364,22 +398,25 @@ def _set_drift(product: str, findings: Sequence[Mapping[str, Any]]) -> None:
             statistic = result.get("statistic")
             if statistic is None:  # too little data: no test ran
                 continue
-            p_value = result.get("p_value")
             key = (str(feature), str(entry.get("test") or result.get("test")))
-            current[key] = (float(statistic), None if p_value is None else float(p_value))
+            values = {
+                FEATURE_DRIFT_STATISTIC: float(statistic),
+                FEATURE_DRIFTED: 1.0 if result.get("drifted") else 0.0,
+            }
+            if result.get("p_value") is not None:  # distance-only tests have none
+                values[FEATURE_DRIFT_P_VALUE] = float(result["p_value"])
+            effect, threshold = result.get("effect_size"), result.get("min_effect")
+            if effect is not None and threshold:
+                values[FEATURE_DRIFT_EFFECT_RATIO] = float(effect) / float(threshold)
+            current[key] = values
     before = _drift_series.get(product, {})
-    for key, (statistic, p_value) in current.items():
-        FEATURE_DRIFT_STATISTIC.labels(product, *key).set(statistic)
-        if p_value is not None:
-            FEATURE_DRIFT_P_VALUE.labels(product, *key).set(p_value)
-        elif before.get(key):  # distance-only tests have no p-value
-            _forget(FEATURE_DRIFT_P_VALUE, product, *key)
-    for key, had_p_value in before.items():
-        if key not in current:
-            _forget(FEATURE_DRIFT_STATISTIC, product, *key)
-            if had_p_value:
-                _forget(FEATURE_DRIFT_P_VALUE, product, *key)
-    _drift_series[product] = {key: p is not None for key, (_, p) in current.items()}
+    for key, values in current.items():
+        for gauge, number in values.items():
+            gauge.labels(product, *key).set(number)
+    for key, gauges in before.items():
+        for gauge in gauges - current.get(key, {}).keys():
+            _forget(gauge, product, *key)
+    _drift_series[product] = {key: frozenset(values) for key, values in current.items()}
 
 
 def set_model_ages(ages: Mapping[str, float]) -> None:
@@ -390,6 +427,29 @@ def set_model_ages(ages: Mapping[str, float]) -> None:
         _forget(MODEL_AGE, product)
     _aged.clear()
     _aged.update(ages)
+
+
+def forget_product(product: str) -> None:
+    """Drop a deleted product's gauges (drift, budget, model age) from this process."""
+    for key, gauges in _drift_series.pop(product, {}).items():
+        for gauge in gauges:
+            _forget(gauge, product, *key)
+    if product in _budgeted:
+        _forget(BUDGET_REMAINING, product)
+        _budgeted.discard(product)
+    if product in _aged:
+        _forget(MODEL_AGE, product)
+        _aged.discard(product)
+    _applied.pop((product, "drift"), None)
+    _applied.pop((product, "budget"), None)
+
+
+def forget_products_except(products: Iterable[str]) -> None:
+    """Drop the gauges of every product not in ``products`` (deleted meanwhile)."""
+    keep = set(products)
+    shown = set(_drift_series) | _budgeted | _aged | {name for name, _ in _applied}
+    for product in shown - keep:
+        forget_product(product)
 
 
 # --- runs ------------------------------------------------------------------------------------
@@ -416,6 +476,11 @@ def observe_decision_to_submit(kind: str, seconds: float) -> None:
 def observe_submit_to_terminal(kind: str, state: str, seconds: float) -> None:
     """Record the time from a run's submission to its terminal ``state``."""
     SUBMIT_TO_TERMINAL.labels(kind, _checked("state", state, TERMINAL_RUN_STATES)).observe(seconds)
+
+
+def worker_heartbeat() -> None:
+    """The dispatcher of this process finished a pass."""
+    WORKER_HEARTBEAT.set_to_current_time()
 
 
 def set_run_counts(counts: Mapping[str, int], oldest_active_seconds: float) -> None:

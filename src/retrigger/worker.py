@@ -1,4 +1,4 @@
-"""Background loops: dispatcher, run-status poller, periodic evaluation and run gauges.
+"""Background loops: dispatcher, run-status poller and periodic evaluation.
 
 ``retrigger worker`` runs them as their own process for production; ``retrigger serve`` runs
 them in-process for the embedded default (``RETRIGGER_EMBEDDED_WORKER``). Each loop survives
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from retrigger.db.session import Database
 from retrigger.decisions.scheduler import EvaluationScheduler
 from retrigger.dispatch.dispatcher import Dispatcher, TransportFactory
 from retrigger.dispatch.poller import StatusPoller
+from retrigger.state_gauges import StateGauges
 
 log = logging.getLogger("retrigger.worker")
 
@@ -40,6 +42,8 @@ class Worker:
         self._own_scheduler = scheduler is None
         self.dispatcher = Dispatcher(db, settings, transport_factory=transport_factory)
         self.poller = StatusPoller(db, settings, transport_factory=transport_factory)
+        self.last_pass_at: float | None = None
+        """``time.monotonic()`` when the dispatcher last finished a pass (a liveness heartbeat)."""
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
@@ -56,20 +60,16 @@ class Worker:
                 await step()
             except Exception:
                 log.exception("%s pass failed", name)
+            else:
+                if name == "dispatcher":
+                    self.last_pass_at = time.monotonic()
+                    metrics.worker_heartbeat()
             if wakeable:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=interval)
                 self._wake.clear()
             else:
                 await asyncio.sleep(interval)
-
-    async def refresh_gauges(self) -> None:
-        """Runs per state and the oldest active run's age, for /metrics."""
-        from retrigger.dispatch import runs
-
-        async with self.db.session_scope() as session:
-            counts, oldest = await runs.counts_by_state(session)
-        metrics.set_run_counts(counts, oldest)
 
     def start(self) -> None:
         """Start every loop on the running event loop."""
@@ -84,14 +84,13 @@ class Worker:
                 self.poller.run_once,
                 False,
             ),
-            ("run gauges", 15.0, self.refresh_gauges, False),
         )
         for name, interval, step, wakeable in loops:
             task = asyncio.get_running_loop().create_task(
                 self._loop(name, interval, step, wakeable=wakeable), name=f"retrigger {name}"
             )
             self._tasks.append(task)
-        log.info("worker loops started: dispatcher, status poller, run gauges")
+        log.info("worker loops started: dispatcher, status poller")
 
     async def stop(self) -> None:
         """Stop the loops; a submission in flight is abandoned to its lease."""
@@ -116,6 +115,9 @@ async def run_forever(settings: Settings, *, stop: asyncio.Event | None = None) 
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    metrics.DB_POOL.pool = db.engine.pool
+    gauges = StateGauges(db, interval=settings.state_gauges_interval_seconds)
+    gauges.start()
     worker = Worker(db, settings)
     worker.start()
     try:
@@ -123,4 +125,5 @@ async def run_forever(settings: Settings, *, stop: asyncio.Event | None = None) 
     finally:
         log.info("worker stopping")
         await worker.stop()
+        await gauges.stop()
         await db.dispose()

@@ -8,6 +8,7 @@ with several replicas. Dry runs read the same state but write nothing.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,6 +49,9 @@ class ResolvedPolicy:
     body: PolicyBody
     version: int | None
     fingerprint: str
+
+
+log = logging.getLogger("retrigger.decisions")
 
 
 async def resolve_policy(
@@ -154,7 +158,7 @@ async def evaluate(
         )
 
 
-def _budget_remaining(guards: Guards, fired_at: list[datetime], now: datetime) -> int | None:
+def budget_remaining(guards: Guards, fired_at: list[datetime], now: datetime) -> int | None:
     """Retrains left in the budget period (as ``BudgetGuard`` counts them); None: no budget."""
     if guards.max_runs is None:
         return None
@@ -227,6 +231,9 @@ async def _evaluate(
             detector_configs=meta.detector_configs,
         )
         view.write_to(state)
+        # stored with the decision, so every process's state gauges can show it
+        budget = budget_remaining(policy.body.guards, view.fired_at, now)
+        decision.inputs = {**decision.inputs, "budget_remaining": budget}
         await mark_processed(session, meta)
         await DecisionRepository(session).add(decision)
         logs.bind(decision_id=decision.id)
@@ -252,7 +259,18 @@ async def _evaluate(
             suppressed_by=step.suppressed_by,
             fired_rule_types=[f["type"] for f in findings if f["rule_id"] in result.fired_rules],
             findings=findings,
-            budget_remaining=_budget_remaining(policy.body.guards, view.fired_at, now),
+            budget_remaining=budget,
+            decision_id=decision.id,
+        )
+        log.info(
+            "decision %s for %s: %s%s (trigger %s, fired rules %s)%s",
+            decision.id,
+            product.name,
+            outcome.value,
+            f" by {step.suppressed_by}" if step.suppressed_by else "",
+            trigger.value,
+            ",".join(result.fired_rules) or "none",
+            f", run {run_id} created" if run_id is not None else "",
         )
     return to_read(decision, product.name, dry_run=dry_run, run_id=run_id)
 

@@ -1,11 +1,15 @@
 """Manual retraining: a person asks, a decision with reason ``manual`` records it, the guards
-apply as to any fired decision (an org admin may force past cooldown, budget and approval), and
-a run is created in the same transaction."""
+apply as to any fired decision (an org admin may force past all of them but the one-active-run
+rule), and a run is created in the same transaction."""
 
 from __future__ import annotations
 
+import logging
+import time
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from retrigger import metrics
 from retrigger.auth.scopes import Principal
 from retrigger.db.types import utcnow
 from retrigger.decisions import repository as decision_repo
@@ -21,6 +25,8 @@ from retrigger.errors import Forbidden
 from retrigger.products import service as product_service
 from retrigger.signals import readers
 
+log = logging.getLogger("retrigger.dispatch")
+
 
 async def retrain(
     session: AsyncSession,
@@ -31,6 +37,7 @@ async def retrain(
     force: bool,
 ) -> DecisionRead:
     """Record a manual retrain decision and, unless a guard suppresses it, its run."""
+    started = time.perf_counter()
     if force and not principal.is_org_admin:
         raise Forbidden("forcing a retrain past the guards needs an org admin key")
     product = await product_service.get_visible_or_raise(
@@ -89,11 +96,14 @@ async def retrain(
         created_by=principal.actor,
         created_at=now,
     )
-    await DecisionRepository(session).add(decision)
-    run_id = None
     if outcome is Outcome.fired:
         view.advance([], fired=True, now=now, detector_configs={})
         view.write_to(state)
+    budget = decision_service.budget_remaining(policy.body.guards, view.fired_at, now)
+    decision.inputs = {**decision.inputs, "budget_remaining": budget}
+    await DecisionRepository(session).add(decision)
+    run_id = None
+    if outcome is Outcome.fired:
         run = await run_service.create_for_decision(
             session,
             product=product,
@@ -104,4 +114,28 @@ async def retrain(
             actor=principal.actor,
         )
         run_id = run.id
+    metrics.observe_decision(outcome.value, decision.suppressed_by)
+    metrics.observe_evaluation(
+        product=product.name,
+        outcome=outcome.value,
+        trigger=Trigger.manual.value,
+        seconds=time.perf_counter() - started,
+        suppressed_by=decision.suppressed_by,
+        fired_rule_types=[],
+        findings=None,  # a manual retrain tests nothing: the drift gauges stay as they are
+        budget_remaining=budget,
+        decision_id=decision.id,
+    )
+    done = f"fired, run {run_id} created" if run_id is not None else "fired"
+    if outcome is Outcome.suppressed:
+        done = f"suppressed by {decision.suppressed_by}"
+    forced = " (forced)" if force else ""
+    log.info(
+        "decision %s for %s: manual retrain%s by %s %s",
+        decision.id,
+        product.name,
+        forced,
+        principal.actor,
+        done,
+    )
     return decision_service.to_read(decision, product.name, run_id=run_id)
