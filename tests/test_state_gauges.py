@@ -108,7 +108,9 @@ class TestLastEvaluation:
             "rule_id": "drift",
             "type": "data_drift",
             "details": {
-                "features": {"amount": {"test": "ks", "result": {"statistic": 0.4, "p_value": 1e-6}}}
+                "features": {
+                    "amount": {"test": "ks", "result": {"statistic": 0.4, "p_value": 1e-6}}
+                }
             },
         }
         async with world.db.session_scope() as session:

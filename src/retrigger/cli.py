@@ -156,25 +156,46 @@ def serve(
 def worker(
     metrics_port: Annotated[
         int,
-        typer.Option(help="Serve /metrics of this process on this port (0: off)."),
+        typer.Option(help="Serve /metrics and /healthz of this process on this port (0: off)."),
     ] = 0,
 ) -> None:
     """Run the dispatcher, run-status poller and periodic scheduler (production: next to
     API replicas started with RETRIGGER_EMBEDDED_WORKER=false)."""
+    import asyncio
+    import contextlib
     import logging
 
-    from retrigger import logs, worker
+    from retrigger import logs, worker, worker_health
 
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)
 
     _prepare_or_exit(settings, bootstrap=False)
+    health = worker_health.WorkerHealth()
+    server = None
     if metrics_port:
-        from prometheus_client import start_http_server
+        # /metrics, and /healthz for the probes: 503 until the event loop runs and the
+        # dispatcher has finished a pass, or once either stalls
+        health.watch_event_loop()
+        server = worker_health.HealthServer(health, port=metrics_port, addr=settings.host)
 
-        start_http_server(metrics_port, addr=settings.host)
+    async def run() -> None:
+        pulse = asyncio.create_task(health.run_pulse(), name="retrigger health pulse")
+        try:
+            await worker.run_forever(
+                settings, on_started=health.watch_worker if metrics_port else None
+            )
+        finally:
+            pulse.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pulse
+
     logging.getLogger("retrigger").info("retrigger worker started")
-    _run(worker.run_forever(settings))
+    try:
+        _run(run())
+    finally:
+        if server is not None:
+            server.close()
 
 
 @app.command()

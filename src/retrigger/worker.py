@@ -43,7 +43,8 @@ class Worker:
         self.dispatcher = Dispatcher(db, settings, transport_factory=transport_factory)
         self.poller = StatusPoller(db, settings, transport_factory=transport_factory)
         self.last_pass_at: float | None = None
-        """``time.monotonic()`` when the dispatcher last finished a pass (a liveness heartbeat)."""
+        """``time.monotonic()`` when the dispatcher last finished a pass, failed or not (the
+        liveness heartbeat ``retrigger worker``'s ``/healthz`` watches)."""
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
@@ -60,10 +61,11 @@ class Worker:
                 await step()
             except Exception:
                 log.exception("%s pass failed", name)
-            else:
-                if name == "dispatcher":
-                    self.last_pass_at = time.monotonic()
-                    metrics.worker_heartbeat()
+            if name == "dispatcher":
+                # a heartbeat of the loop, failed passes included: a database outage shows in
+                # readiness and logs; restarting the worker for it would not help
+                self.last_pass_at = time.monotonic()
+                metrics.worker_heartbeat()
             if wakeable:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=interval)
@@ -105,8 +107,16 @@ class Worker:
             await self.scheduler.stop()
 
 
-async def run_forever(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
-    """The ``retrigger worker`` process: loops until SIGTERM/SIGINT (or ``stop`` is set)."""
+async def run_forever(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    on_started: Callable[[Worker], None] | None = None,
+) -> None:
+    """The ``retrigger worker`` process: loops until SIGTERM/SIGINT (or ``stop`` is set).
+
+    ``on_started`` receives the running worker (the health endpoint watches its heartbeat).
+    """
     import signal
 
     db = Database.from_settings(settings)
@@ -120,6 +130,8 @@ async def run_forever(settings: Settings, *, stop: asyncio.Event | None = None) 
     gauges.start()
     worker = Worker(db, settings)
     worker.start()
+    if on_started is not None:
+        on_started(worker)
     try:
         await stop.wait()
     finally:

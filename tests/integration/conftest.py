@@ -108,12 +108,12 @@ AIRFLOW_PASSWORD_ENV = "AIRFLOW_PASSWORD"
 
 @pytest.fixture
 def retrigger(tmp_path: Path, airflow: AirflowPeer) -> Iterator[Retrigger]:
-    """``retrigger serve`` on SQLite, dispatching every 0.5 s and polling run status every 1 s."""
+    """``retrigger serve`` on SQLite as it runs in production, only faster: it evaluates a product
+    1 s after its last signals arrived (trigger ``ingest``), dispatches every 0.5 s and polls run
+    status every 1 s. The periodic scheduler is off: only ingestion makes a decision."""
     env = {
         "RETRIGGER_LOG_LEVEL": "INFO",
-        # the test evaluates explicitly; a debounced evaluation would race it. (Background
-        # evaluation itself stays on: the embedded worker only runs along with it.)
-        "RETRIGGER_EVALUATION_DEBOUNCE_SECONDS": "3600",
+        "RETRIGGER_EVALUATION_DEBOUNCE_SECONDS": "1",
         "RETRIGGER_SCHEDULER_INTERVAL_SECONDS": "0",
         "RETRIGGER_DISPATCH_INTERVAL_SECONDS": "0.5",
         "RETRIGGER_STATUS_POLL_INTERVAL_SECONDS": "1",

@@ -1,5 +1,6 @@
 """Against a real Apache Airflow 3: the adapter triggers, follows and stops DAG runs, idempotently,
-and ``retrigger serve`` launches one from a fired decision and follows it to the end.
+and ``retrigger serve``, fed drifted signals and nothing else, decides, launches one DAG run and
+follows it to the end.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 
 RUN_TIMEOUT = 120.0
 """Seconds a DAG run of a few seconds may take on a loaded 2-core machine."""
+DECISION_TIMEOUT = 60.0
+"""Seconds from the last signals to the run of the fired decision: a 1 s debounce, a drift
+evaluation and one commit, with a wide margin for a loaded 2-core machine."""
 
 
 class TestAirflowAdapter:
@@ -127,23 +131,29 @@ async def drifting_product(api: httpx.AsyncClient, airflow: AirflowPeer) -> None
 
 
 class TestThroughRetrigger:
-    async def test_fired_decision_runs_the_dag_once_and_follows_it(
+    async def test_drifting_signals_run_the_dag_once_and_follow_it(
         self, airflow: AirflowPeer, retrigger: Retrigger
     ) -> None:
+        """The automatic path, end to end: drifted samples arrive, the debounced evaluation fires
+        (trigger ``ingest``), its run leaves the outbox for Airflow, and the poller follows the DAG
+        run to success. Nobody calls ``:evaluate`` or ``:retrain``."""
         async with retrigger.client() as api:
-            if (await api.get("/v1/connections")).status_code == 404:
-                pytest.skip("the runs API (/v1/connections) is not in this build yet")
             await drifting_product(api, airflow)
-            decision = created(await api.post("/v1/products/churn:evaluate", json={}))
-            assert decision["outcome"] == "fired", decision
-            listed = created(await api.get("/v1/runs", params={"product": "churn"}))
-            assert len(listed["items"]) == 1, listed
-            run_id = listed["items"][0]["id"]
+            run_id = await self._wait_first_run(api, "churn")
             run = await self._wait_run(api, run_id, {"succeeded", "failed", "cancelled"})
+            decision = created(await api.get(f"/v1/decisions/{run['decision_id']}"))
+            fired = created(
+                await api.get("/v1/decisions", params={"product": "churn", "outcome": "fired"})
+            )
+            runs = created(await api.get("/v1/runs", params={"product": "churn"}))
         assert run["state"] == "succeeded", run
-        assert run["decision_id"] == decision["id"]
+        assert (decision["trigger"], decision["outcome"]) == ("ingest", "fired"), decision
+        assert decision["run_id"] == run_id
+        assert [d["id"] for d in fired["items"]] == [decision["id"]], fired
+        assert [r["id"] for r in runs["items"]] == [run_id], runs
+        # the key is the run's own (its format is the server's business): it is the DAG run's id
         key = run["idempotency_key"]
-        assert key == f"retrigger-run-{run_id}"
+        assert key
         assert run["external_id"] == key
         assert run["external_url"] == f"{airflow.base_url}/dags/{DAG_ID}/runs/{key}"
         walked = [t["to"] for t in run["transitions"]]
@@ -152,9 +162,11 @@ class TestThroughRetrigger:
         parameters = {"product": "churn", "run": str(run_id)}
         assert run["parameters"] == parameters
         dag_run = await airflow.dag_run(key)
+        assert dag_run["dag_run_id"] == key
         assert dag_run["state"] == "success"
         assert {k: dag_run["conf"][k] for k in parameters} == parameters
-        assert dag_run["conf"]["retrigger"]["product"] == "churn"
+        context = dag_run["conf"]["retrigger"]
+        assert (context["product"], context["decision_id"]) == ("churn", decision["id"]), context
         # a forced re-submission (a dispatcher retrying after a lost answer) starts nothing new
         before = len(await airflow.dag_runs())
         request = RetrainRequest(
@@ -167,6 +179,21 @@ class TestThroughRetrigger:
         async with connected(AirflowOrchestrator, airflow.connection()) as orchestrator:
             assert (await orchestrator.submit(request)).external_id == key
         assert len(await airflow.dag_runs()) == before
+
+    @staticmethod
+    async def _wait_first_run(api: httpx.AsyncClient, product: str) -> int:
+        """The id of the product's first run, once the server's own evaluation has created it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DECISION_TIMEOUT
+        while True:
+            listed = created(await api.get("/v1/runs", params={"product": product}))
+            if listed["items"]:
+                run_id: int = listed["items"][-1]["id"]
+                return run_id
+            if loop.time() >= deadline:
+                decisions = created(await api.get("/v1/decisions", params={"product": product}))
+                pytest.fail(f"no run {DECISION_TIMEOUT:.0f} s after the signals: {decisions}")
+            await asyncio.sleep(0.5)
 
     @staticmethod
     async def _wait_run(api: httpx.AsyncClient, run_id: int, states: set[str]) -> dict[str, Any]:

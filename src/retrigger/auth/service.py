@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrigger.audit import service as audit_service
@@ -22,6 +23,10 @@ from retrigger.teams.models import Team
 
 # last_used_at is a hint, not a log: write it at most this often per key
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+# an arbitrary constant naming "retrigger bootstrap key" among PostgreSQL advisory locks (the
+# migrations use 0x72746D67, the scheduler's leader its own)
+BOOTSTRAP_LOCK = 0x72746B62
 
 
 class _PrincipalCache:
@@ -169,8 +174,25 @@ async def revoke(
     return key
 
 
+async def _serialize_bootstrap(session: AsyncSession) -> None:
+    """Make concurrent bootstraps take turns until the caller's transaction ends.
+
+    PostgreSQL: a transaction-level advisory lock, so API replicas starting together on an empty
+    database check and create one after the other (the migrations queue the same way). SQLite
+    needs nothing: the unit of work began with BEGIN IMMEDIATE, which already holds the write lock
+    across the count and the insert.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(BOOTSTRAP_LOCK)))
+
+
 async def ensure_bootstrap_key(session: AsyncSession, *, token: str | None = None) -> str | None:
-    """On an empty key table, create the org admin key; returns its token, or None if keys exist."""
+    """On an empty key table, create the org admin key; returns its token, or None if keys exist.
+
+    Safe when several processes call it at once: exactly one creates the key (the lock is held
+    until the caller commits, so a later caller's count sees that key).
+    """
+    await _serialize_bootstrap(session)
     if await ApiKeyRepository(session).count() > 0:
         return None
     from retrigger.auth.scopes import SYSTEM
