@@ -1,15 +1,123 @@
-"""Shared pydantic building blocks: the Schema base, slugs, cursor pages."""
+"""Shared pydantic building blocks: the Schema base, slugs, times, text, cursor pages."""
 
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Generic, TypeVar
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+from pydantic_core import PydanticCustomError
 
 from retrigger.errors import InvalidConfig
 
 T = TypeVar("T")
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+"""The earliest instant a request may carry: no monitoring signal predates the Unix epoch, and
+the bound keeps window arithmetic (``at - window``, windows are at most 3660 days) in range."""
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+"""The latest instant a request may carry (``9999-12-31T23:59:59Z`` is a common "open end")."""
+
+
+def _no_numbers(value: Any) -> Any:
+    # pydantic would also take a number as Unix time; seconds vs milliseconds is a classic bug
+    if isinstance(value, str | datetime):
+        return value
+    raise PydanticCustomError(
+        "datetime_type", "expected an RFC 3339 timestamp string with a time zone"
+    )
+
+
+def _in_range(value: datetime) -> datetime:
+    # aware datetimes compare as instants without converting, so this cannot overflow
+    if not EARLIEST <= value <= LATEST:
+        raise PydanticCustomError(
+            "datetime_range",
+            "must lie between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z once converted to UTC",
+        )
+    return value
+
+
+Timestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_no_numbers),
+    AfterValidator(_in_range),
+    Field(
+        description="RFC 3339 with a time zone (`Z` or an offset), between "
+        "1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z in UTC.",
+        examples=["2026-11-28T21:00:00Z"],
+    ),
+]
+"""Every time a request carries: zone required, range checked, a 422 naming the field otherwise.
+
+Without a zone the time would be read as some local time; outside the range its UTC conversion
+or the window arithmetic around it would overflow (a 500 instead of a 422).
+"""
+
+
+def format_loc(loc: Sequence[str | int]) -> str:
+    """``("body", "rows", 3, "foo")`` -> ``rows[3].foo``, the way the docs name fields."""
+    out = ""
+    for part in loc[1:] if loc and loc[0] == "body" else loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+NUL = "\x00"
+
+
+def reject_nul(value: str) -> str:
+    """Refuse the NUL character: PostgreSQL text and JSONB cannot store it (SQLite can)."""
+    if NUL in value:
+        raise PydanticCustomError("nul_character", "must not contain the NUL character (\\u0000)")
+    return value
+
+
+NoNul = AfterValidator(reject_nul)
+"""Put last in ``Annotated[str, StringConstraints(...), NoNul]`` (after the length checks)."""
+Text = Annotated[str, NoNul]
+"""A string without NUL characters: every free-form string a request stores is one."""
+
+
+def find_nul(data: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    """The location of the first string (value or key) holding NUL in decoded JSON, if any."""
+    if isinstance(data, str):
+        return path if NUL in data else None
+    if isinstance(data, Mapping):
+        for key, item in data.items():
+            if isinstance(key, str) and NUL in key:
+                return (*path, key)
+            found = find_nul(item, (*path, key))
+            if found is not None:
+                return found
+    elif isinstance(data, list | tuple):
+        for index, item in enumerate(data):
+            found = find_nul(item, (*path, index))
+            if found is not None:
+                return found
+    return None
+
+
+def strip_nul(data: Any) -> Any:
+    """Decoded JSON with every NUL character removed from strings and keys."""
+    if isinstance(data, str):
+        return data.replace(NUL, "") if NUL in data else data
+    if isinstance(data, Mapping):
+        return {strip_nul(k): strip_nul(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [strip_nul(v) for v in data]
+    return data
+
 
 Slug = Annotated[
     str,

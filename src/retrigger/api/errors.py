@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from retrigger.api.problems import problem_response
 from retrigger.errors import RetriggerError
+from retrigger.schemas import find_nul, format_loc
 
 log = logging.getLogger("retrigger.api")
 
@@ -86,11 +88,13 @@ async def request_validation_handler(request: Request, exc: Exception) -> Respon
             request_id=_request_id(request),
             instance=request.url.path,
         )
-    fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors[:5])
+    # named the way the docs name fields: points[3].value, query.since
+    fields = "; ".join(f"{format_loc(e['loc'])}: {e['msg']}" for e in errors[:5])
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     return problem_response(
         422,
         "ValidationError",
-        f"invalid request: {fields}",
+        f"invalid request: {fields}{more}",
         slug="validation-error",
         errors=errors,
         request_id=_request_id(request),
@@ -123,6 +127,43 @@ async def integrity_error_handler(request: Request, exc: Exception) -> Response:
         "Conflict",
         "the request conflicts with existing data (duplicate or still referenced)",
         slug="conflict",
+        request_id=_request_id(request),
+        instance=request.url.path,
+    )
+
+
+# PostgreSQL refusing a NUL character: in text (22021) or as \u0000 in JSONB (22P05)
+_NUL_SQLSTATES = frozenset({"22021", "22P05"})
+
+
+def _is_nul_error(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    text = str(exc.orig)
+    return code in _NUL_SQLSTATES or "0x00" in text or "\\u0000" in text
+
+
+async def data_error_handler(request: Request, exc: Exception) -> Response:
+    """A NUL character that reached PostgreSQL (SQLite stores it) is the client's 422.
+
+    Request models refuse NUL in the strings they know; this names the field of any other one
+    (free-form JSON, a field added later) from the body the request carried.
+    """
+    assert isinstance(exc, DBAPIError)
+    if not _is_nul_error(exc):
+        return await unhandled_error_handler(request, exc)
+    loc: tuple[str | int, ...] | None = None
+    try:
+        loc = find_nul(json.loads(await request.body()))
+    except Exception:  # no body left to read, or not JSON: the error still is the client's
+        loc = None
+    msg = "must not contain the NUL character (\\u0000)"
+    where = f"{format_loc(('body', *loc))}: " if loc else "a string "
+    return problem_response(
+        422,
+        "ValidationError",
+        f"invalid request: {where}{msg}",
+        slug="validation-error",
+        errors=[{"loc": ["body", *(loc or ())], "msg": msg, "type": "nul_character"}],
         request_id=_request_id(request),
         instance=request.url.path,
     )
@@ -164,4 +205,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     app.add_exception_handler(IntegrityError, integrity_error_handler)
     app.add_exception_handler(OperationalError, operational_error_handler)
+    app.add_exception_handler(DBAPIError, data_error_handler)  # the subclasses above first
     app.add_exception_handler(Exception, unhandled_error_handler)

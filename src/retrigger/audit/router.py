@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -11,7 +10,7 @@ from retrigger.api.deps import ReadPrincipal, SessionDep
 from retrigger.api.problems import responses
 from retrigger.audit import service as audit_service
 from retrigger.audit.schemas import AuditEventRead
-from retrigger.schemas import Page, decode_cursor, encode_cursor
+from retrigger.schemas import Page, Timestamp, decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -24,8 +23,8 @@ async def list_audit_events(
     entity_name: Annotated[str | None, Query(max_length=128)] = None,
     action: Annotated[str | None, Query(max_length=32)] = None,
     actor: Annotated[str | None, Query(max_length=64)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[Timestamp | None, Query()] = None,
+    until: Annotated[Timestamp | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[AuditEventRead]:

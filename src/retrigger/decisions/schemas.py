@@ -6,9 +6,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from retrigger.schemas import InputSchema, Schema
+from retrigger.schemas import InputSchema, Schema, Timestamp
 
 
 class Outcome(StrEnum):
@@ -66,6 +66,6 @@ class EvaluateRequest(InputSchema):
         description="A candidate product policy to evaluate instead of the stored one "
         "(always a dry run).",
     )
-    at: AwareDatetime | None = Field(
+    at: Timestamp | None = Field(
         None, description="Evaluate as of this time (dry runs only; default now)."
     )

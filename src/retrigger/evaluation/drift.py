@@ -166,8 +166,11 @@ def evaluate_concept_drift(
     Finding
         ``holds`` when the detector flags a drift anywhere in this batch; ``new_state`` is the
         state to store for the next evaluation. Without new errors: ``not_holds`` ("no new
-        outcomes") and the state unchanged. Errors the detector rejects (NaN, non 0/1 for
-        DDM, EDDM, HDDM_A): ``insufficient_data`` and the state unchanged.
+        outcomes") and the state unchanged. Errors that are not finite (NaN, an overflowed
+        regression error) are skipped one by one and counted in ``n_skipped_not_finite`` (only
+        such errors: ``insufficient_data``, the state unchanged); errors
+        the detector rejects (non 0/1 for DDM, EDDM, HDDM_A): ``insufficient_data`` and the
+        state unchanged.
 
     Notes
     -----
@@ -175,7 +178,13 @@ def evaluate_concept_drift(
     (the state carries everything). A stored state whose detector or parameters differ from
     the rule's (the policy changed) is discarded and the detector restarts.
     """
-    errors = np.asarray(data.errors)
+    errors = np.asarray(data.errors, dtype=np.float64)
+    # one overflowing error (1e308 - -1e308) must not make the detector refuse the whole batch:
+    # the finite ones are fed, the others skipped and counted
+    finite = np.isfinite(errors)
+    skipped = int(errors.size - np.count_nonzero(finite))
+    if skipped:
+        errors = errors[finite]
     old_state = dict(data.state) if data.state is not None else None
     window = FindingWindow(data.start, data.end, int(errors.size))
     detector, restarted = _detector(rule, data.state)
@@ -183,12 +192,20 @@ def evaluate_concept_drift(
         "detector": rule.detector.value,
         "params": detector.params.model_dump(mode="json"),
         "n_new": int(errors.size),
+        "n_skipped_not_finite": skipped,
         "restarted": restarted,
     }
     name = rule.detector.value
     if errors.size == 0:
         details["reason"] = "no new outcomes"
         summary = f"{name}: no new outcomes since the last evaluation"
+        if skipped:  # outcomes came, but none the detector can take
+            details["reason"] = "no new outcome has a finite error"
+            summary = (
+                f"insufficient data: {name} skipped {skipped} new error(s) that are not finite"
+            )
+            status = RuleStatus.INSUFFICIENT_DATA
+            return Finding(rule.id, rule.type, status, summary, details, None, window, old_state)
         return Finding(
             rule.id, rule.type, RuleStatus.NOT_HOLDS, summary, details, None, window, old_state
         )

@@ -183,8 +183,11 @@ def _numeric(predictions: Any, labels: Any, what: str) -> npt.NDArray[np.float64
     p, y = _pairs(predictions, labels, ("predictions", "labels"))
     if p.dtype.kind != "f" or y.dtype.kind != "f":
         raise InvalidSample(f"{what}: predictions and labels must be numbers")
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow gives inf, reported as such
-        return np.asarray(p - y, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        err = np.asarray(p - y, dtype=np.float64)
+    # a pair whose difference overflows (1e308 and -1e308) is skipped rather than turning the
+    # whole window's error into infinity; ``compute`` counts only the pairs used
+    return err[np.isfinite(err)]
 
 
 def rmse(predictions: Any, labels: Any) -> float | None:
@@ -245,6 +248,10 @@ def compute(metric: str, window: OutcomeWindow) -> MetricValue:
     n = int(first.size)
     if n == 0:
         return MetricValue(None, 0, "no outcome has both a label and a prediction or score")
+    if metric in ("rmse", "mae"):
+        n = int(_numeric(first, second, metric).size)
+        if n == 0:
+            return MetricValue(None, 0, "no outcome pair has a finite error")
     value = _BY_NAME[metric](first, second, positive)
     if value is None:
         return MetricValue(None, n, f"{metric} is undefined: {_UNDEFINED.get(metric, 'no rows')}")

@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Self
 
-from pydantic import AwareDatetime, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from retrigger.policies.durations import Duration
 from retrigger.policies.fields import SpecModel
 from retrigger.policies.problems import fail
+from retrigger.schemas import Timestamp
 
 __all__ = ["Guards", "Mode", "Silence"]
 
@@ -25,9 +26,9 @@ class Mode(StrEnum):
 class Silence(SpecModel):
     """A maintenance window: decisions inside it are suppressed, with the reason recorded."""
 
-    start: AwareDatetime
+    start: Timestamp
     """Start, RFC 3339 with an offset; stored in UTC."""
-    end: AwareDatetime
+    end: Timestamp
     """End, after ``start``."""
     reason: str = Field(min_length=1, max_length=500)
     """Why decisions are suppressed, e.g. a data migration."""

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from retrigger.schemas import InputSchema, Schema, Slug
+from retrigger.schemas import InputSchema, NoNul, Schema, Slug
 
 FeatureName = Annotated[
     str,
@@ -37,13 +37,13 @@ class Feature(InputSchema):
     kind: FeatureKind
     min: float | None = Field(None, description="Expected lower bound (numeric only).")
     max: float | None = Field(None, description="Expected upper bound (numeric only).")
-    categories: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
+    categories: list[Annotated[str, Field(min_length=1, max_length=256), NoNul]] | None = Field(
         None, max_length=10_000, description="Expected categories (categorical only)."
     )
     importance: float = Field(
         1.0, ge=0, le=1e6, description="Weight in the importance-weighted drift share."
     )
-    description: Annotated[str, Field(max_length=1000)] = ""
+    description: Annotated[str, Field(max_length=1000), NoNul] = ""
 
     @field_validator("min", "max", "importance")
     @classmethod
@@ -85,7 +85,7 @@ class ProductCreate(InputSchema):
     team: Slug | None = Field(
         None, description="Owner team; defaults to the key's team (required for org-wide keys)."
     )
-    description: Annotated[str, Field(max_length=2000)] = ""
+    description: Annotated[str, Field(max_length=2000), NoNul] = ""
     tags: Annotated[list[Tag], Field(max_length=50)] = []
     features: Features = []
 
@@ -93,7 +93,7 @@ class ProductCreate(InputSchema):
 
 
 class ProductUpdate(InputSchema):
-    description: Annotated[str, Field(max_length=2000)] | None = None
+    description: Annotated[str, Field(max_length=2000), NoNul] | None = None
     tags: Annotated[list[Tag], Field(max_length=50)] | None = None
     features: Features | None = Field(None, description="Replaces the whole feature schema.")
 

@@ -7,11 +7,22 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 
 from retrigger.db.repository import RepositoryBase
+from retrigger.products.models import Product
 from retrigger.references.models import Reference, ReferenceFeature
 
 
 class ReferenceRepository(RepositoryBase[Reference]):
     model = Reference
+
+    async def lock_product(self, product_id: int) -> None:
+        """Serialize reference changes of one product until the transaction ends.
+
+        PostgreSQL: ``FOR NO KEY UPDATE`` on the product row, which two uploads cannot both
+        hold but which leaves the key-share locks of inserts referencing the product (signals,
+        decisions) alone. SQLite: a no-op, its write transactions are already serialized.
+        """
+        stmt = select(Product.id).where(Product.id == product_id).with_for_update(key_share=True)
+        await self.session.execute(stmt)
 
     async def next_version(self, product_id: int) -> int:
         stmt = select(func.max(Reference.version)).where(Reference.product_id == product_id)

@@ -6,11 +6,13 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Self
 
-from pydantic import AwareDatetime, Field, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from retrigger.schemas import InputSchema, Schema
+from retrigger.schemas import InputSchema, NoNul, Schema, Timestamp
 
 MAX_REFERENCE_ROWS = 2_000_000
+MAX_PROFILE_ROWS = 2**31 - 1
+"""Most observations one client profile may stand for (what a reference's row count holds)."""
 
 
 class HistogramIn(InputSchema):
@@ -27,6 +29,10 @@ class HistogramIn(InputSchema):
             raise ValueError("edges must increase strictly")
         if any(c < 0 for c in self.counts) or sum(self.counts) <= 0:
             raise ValueError("counts must be >= 0 and not all zero")
+        if sum(self.counts) > MAX_PROFILE_ROWS:
+            raise ValueError(f"counts must total at most {MAX_PROFILE_ROWS}")
+        if not math.isfinite(self.edges[-1] - self.edges[0]):
+            raise ValueError("the span of the edges (last - first) must be a finite number")
         return self
 
 
@@ -35,9 +41,15 @@ class QuantilesIn(InputSchema):
 
     probabilities: list[float] = Field(min_length=2, max_length=100_001)
     values: list[float] = Field(min_length=2, max_length=100_001)
-    n: int = Field(ge=1)
+    n: int = Field(ge=1, le=MAX_PROFILE_ROWS)
     mean: float | None = None
     std: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _span(self) -> Self:
+        if not math.isfinite(max(self.values) - min(self.values)):
+            raise ValueError("the span of the values (max - min) must be a finite number")
+        return self
 
 
 class ProfileIn(InputSchema):
@@ -45,7 +57,13 @@ class ProfileIn(InputSchema):
 
     histogram: HistogramIn | None = None
     quantiles: QuantilesIn | None = None
-    counts: dict[Annotated[str, Field(max_length=256)], Annotated[int, Field(ge=0)]] | None = None
+    counts: (
+        dict[
+            Annotated[str, StringConstraints(max_length=256), NoNul],
+            Annotated[int, Field(ge=0, le=MAX_PROFILE_ROWS)],
+        ]
+        | None
+    ) = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
@@ -54,19 +72,28 @@ class ProfileIn(InputSchema):
             raise ValueError("give exactly one of histogram, quantiles or counts")
         return self
 
+    @field_validator("counts")
+    @classmethod
+    def _total(cls, value: dict[str, int] | None) -> dict[str, int] | None:
+        if value is not None and sum(value.values()) > MAX_PROFILE_ROWS:
+            raise ValueError(f"counts must total at most {MAX_PROFILE_ROWS}")
+        return value
+
 
 class ReferenceCreate(InputSchema):
     """A baseline: raw `rows`, `columns` (arrays per feature), or per-feature `profiles`."""
 
     rows: list[dict[str, Any]] | None = Field(None, max_length=MAX_REFERENCE_ROWS)
     columns: dict[str, list[Any]] | None = None
-    profiles: dict[str, ProfileIn] | None = None
-    description: Annotated[str, Field(max_length=2000)] | None = None
-    model_version: Annotated[str, Field(max_length=128)] | None = None
-    trained_at: AwareDatetime | None = Field(
+    profiles: dict[str, ProfileIn] | None = Field(
+        None, min_length=1, description="Per-feature profiles: at least one feature."
+    )
+    description: Annotated[str, StringConstraints(max_length=2000), NoNul] | None = None
+    model_version: Annotated[str, StringConstraints(max_length=128), NoNul] | None = None
+    trained_at: Timestamp | None = Field(
         None, description="When the model this baseline belongs to was trained (staleness)."
     )
-    baseline_metrics: dict[Annotated[str, Field(max_length=63)], float] = Field(
+    baseline_metrics: dict[Annotated[str, StringConstraints(max_length=63), NoNul], float] = Field(
         default_factory=dict,
         description="Quality of that model on its validation data, e.g. {'accuracy': 0.93}: "
         "the baseline of relative performance thresholds.",

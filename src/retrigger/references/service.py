@@ -7,6 +7,7 @@ process by reference id.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ from retrigger.references.errors import ReferenceNotFound
 from retrigger.references.models import Reference, ReferenceFeature
 from retrigger.references.repository import ReferenceRepository
 from retrigger.references.schemas import MAX_REFERENCE_ROWS, ProfileIn, ReferenceCreate
+from retrigger.schemas import NUL, format_loc
 from retrigger.stats.profiles import (
     CategoricalProfile,
     NumericProfile,
@@ -62,6 +64,31 @@ def _columns_from_rows(
     if errors:
         raise InvalidConfig("rows name features the product does not have", errors=errors)
     return {name: values for name, values in columns.items() if any(v is not None for v in values)}
+
+
+def _unusable(profile: Profile, values: Sequence[Any] | None) -> tuple[list[int], str] | None:
+    """Why a built profile cannot be stored, and where (relative to the feature), if it cannot.
+
+    Numbers near the float64 limits pass the request checks but overflow the profile's moments
+    (a mean or spread of infinity cannot be stored as JSON nor tested); PostgreSQL cannot store
+    a category holding the NUL character.
+    """
+    if isinstance(profile, NumericProfile):
+        arrays = (profile.values, profile.weights, profile.bin_edges, profile.bin_mass)
+        moments = (profile.mean, profile.std, profile.atom_width)
+        if not all(math.isfinite(m) for m in moments) or not all(
+            np.isfinite(a).all() for a in arrays
+        ):
+            return [], "values too large: their mean or spread overflows float64"
+        return None
+    assert isinstance(profile, CategoricalProfile)
+    if values is None:  # client counts: their keys were checked with the request
+        return None
+    # the raw values, not the profile's categories: numpy's fixed-width strings drop trailing NULs
+    index = next((i for i, v in enumerate(values) if isinstance(v, str) and NUL in v), None)
+    if index is None:
+        return None
+    return [index], "must not contain the NUL character (\\u0000)"
 
 
 def _profile_from_client(name: str, kind: str, given: ProfileIn) -> Profile:
@@ -126,6 +153,12 @@ def build_profiles(
                 raise InvalidConfig(
                     exc.message, errors=[_problem(["profiles", name], exc.message)]
                 ) from None
+            problem = _unusable(profiles[name], None)
+            if problem is not None:
+                form = next(k for k in ("histogram", "quantiles", "counts") if getattr(given, k))
+                where_ = ["profiles", name, form]
+                msg = problem[1]
+                raise InvalidConfig(f"{format_loc(where_)}: {msg}", errors=[_problem(where_, msg)])
         return profiles, max((p.n for p in profiles.values()), default=0)
     if body.rows is not None:
         columns = _columns_from_rows(body.rows, kinds)
@@ -161,6 +194,14 @@ def build_profiles(
                 f"feature {name!r}: {exc.message}",
                 errors=[_problem([where if where == "rows" else "columns", name], exc.message)],
             ) from None
+        problem = _unusable(profiles[name], values)
+        if problem is not None:
+            at, msg = problem
+            # rows[i].feature or columns.feature[i], the way the signals endpoints name fields
+            loc: list[str | int] = (
+                ["rows", *at, name] if where == "rows" else ["columns", name, *at]
+            )
+            raise InvalidConfig(f"{format_loc(loc)}: {msg}", errors=[_problem(loc, msg)])
     if not profiles:
         raise InvalidConfig(
             "the reference holds no values", errors=[_problem([where], "no feature values")]
@@ -178,6 +219,9 @@ async def create(
     kinds = {f["name"]: f["kind"] for f in product.features}
     profiles, n_rows = await anyio.to_thread.run_sync(build_profiles, body, kinds)
     repo = ReferenceRepository(session)
+    # version = max + 1: concurrent uploads to one product wait for each other here instead
+    # of colliding on the unique (product, version) and answering all but one with a 409
+    await repo.lock_product(product.id)
     reference = await repo.add(
         Reference(
             product_id=product.id,
@@ -253,6 +297,7 @@ async def activate(
     product = await product_service.get_visible_or_raise(
         session, principal=principal, name=product_name
     )
+    await ReferenceRepository(session).lock_product(product.id)
     reference = await get_or_raise(session, product=product, version=version)
     if not reference.active:
         await _activate(session, principal, product, reference, reason)

@@ -2,6 +2,10 @@
 
 Both senders add fields over time, so unknown fields are ignored rather than refused (refusing
 would make the sender retry a payload that can never succeed). What we keep is common to both.
+
+NUL characters (``\u0000``, which PostgreSQL cannot store) are removed from every string of a
+notification rather than refused: a 4xx would drop the alert for good. Times outside the
+range every request shares (``retrigger.schemas.Timestamp``) are a 422: no retry can fix them.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ from enum import StrEnum
 from typing import Annotated, Any, Self
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -21,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from retrigger.schemas import Schema
+from retrigger.schemas import Schema, Timestamp, strip_nul
 
 MAX_ALERTS = 10_000
 
@@ -39,6 +43,15 @@ class AlertSource(StrEnum):
 Labels = Annotated[dict[str, str], Field(max_length=200)]
 
 
+def _go_zero_time(value: Any) -> Any:
+    # Go's zero time (0001-01-01T00:00:00Z) is how Alertmanager says "not ended"
+    if isinstance(value, str) and value.startswith("0001-"):
+        return None
+    if isinstance(value, datetime) and value.year <= 1:
+        return None
+    return value
+
+
 class AlertIn(BaseModel):
     """One alert of a notification (the fields Alertmanager and Grafana share)."""
 
@@ -47,8 +60,8 @@ class AlertIn(BaseModel):
     status: AlertStatus
     labels: Labels
     annotations: Labels = Field(default_factory=dict)
-    starts_at: AwareDatetime = Field(alias="startsAt")
-    ends_at: AwareDatetime | None = Field(
+    starts_at: Timestamp = Field(alias="startsAt")
+    ends_at: Annotated[Timestamp | None, BeforeValidator(_go_zero_time)] = Field(
         None,
         alias="endsAt",
         description="`0001-01-01T00:00:00Z` (Go's zero time) means not ended.",
@@ -57,11 +70,6 @@ class AlertIn(BaseModel):
     fingerprint: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
         None, description="Alert identity; derived from the labels when a sender omits it."
     )
-
-    @field_validator("ends_at")
-    @classmethod
-    def _go_zero_time(cls, value: datetime | None) -> datetime | None:
-        return None if value is not None and value.year <= 1 else value
 
     @model_validator(mode="after")
     def _identity(self) -> Self:
@@ -86,6 +94,11 @@ class AlertmanagerPayload(BaseModel):
     group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
     common_labels: dict[str, str] = Field(default_factory=dict, alias="commonLabels")
     common_annotations: dict[str, str] = Field(default_factory=dict, alias="commonAnnotations")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strip_nul(cls, data: Any) -> Any:
+        return strip_nul(data)
 
     @field_validator("version")
     @classmethod

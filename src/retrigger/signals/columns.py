@@ -20,6 +20,8 @@ import numpy as np
 import numpy.typing as npt
 
 from retrigger.products.schemas import FeatureKind
+from retrigger.schemas import NUL
+from retrigger.schemas import format_loc as format_loc  # re-exported for the signals modules
 from retrigger.signals.errors import MAX_REPORTED_ERRORS, SignalRejected
 
 FloatArray = npt.NDArray[np.float64]
@@ -38,14 +40,6 @@ _BOOL_TYPES = frozenset({bool, _NONE})
 _STR_TYPES = frozenset({str, _NONE})
 
 Loc = tuple[str | int, ...]
-
-
-def format_loc(loc: Sequence[str | int]) -> str:
-    """``("body", "rows", 3, "foo")`` -> ``rows[3].foo``, the way the docs name fields."""
-    out = ""
-    for part in loc[1:] if loc and loc[0] == "body" else loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 class ErrorList:
@@ -198,6 +192,9 @@ def _categorical(
             errors.add(
                 locate(i), f"category longer than {MAX_CATEGORY_LENGTH} characters", "too_long"
             )
+        if NUL in label:  # PostgreSQL cannot store it; checked once per distinct label
+            i = int(np.flatnonzero(codes == code)[0])
+            errors.add(locate(i), "must not contain the NUL character (\\u0000)", "nul_character")
     out_of_range = 0
     expected = spec.get("categories")
     if expected is not None:
@@ -248,17 +245,17 @@ def encode_rows(
 ) -> list[EncodedColumn]:
     """Check row-wise samples against the feature schema and encode one column per feature.
 
-    Features that no row mentions are not stored (reads count them as missing).
+    Features that no row mentions are not stored (reads count them as missing). Unknown
+    features and values of the wrong kind are reported together, in one 422.
     """
     errors = ErrorList()
     schema = {f["name"]: f for f in features}
     seen: set[str] = set()
     for i, row in enumerate(rows):
         if not schema.keys() >= row.keys():
-            for name in row.keys() - schema.keys():
+            for name in sorted(row.keys() - schema.keys()):
                 errors.add(("body", "rows", i, name), "unknown feature", "unknown_feature")
         seen.update(row.keys())
-    errors.raise_if_any("samples rejected")
     out: list[EncodedColumn] = []
     for name, spec in schema.items():
         if name not in seen:
@@ -274,7 +271,10 @@ def encode_rows(
 def encode_columns(
     columns: Mapping[str, Sequence[Any]], features: Sequence[Mapping[str, Any]]
 ) -> tuple[int, list[EncodedColumn]]:
-    """Check columnar samples (equal lengths, known features) and encode them; returns n_rows."""
+    """Check columnar samples (equal lengths, known features) and encode them; returns n_rows.
+
+    Every problem (unknown feature, length, wrong kind) is reported together, in one 422.
+    """
     errors = ErrorList()
     schema = {f["name"]: f for f in features}
     names = list(columns)
@@ -288,9 +288,10 @@ def encode_columns(
                 f"has {len(columns[name])} values, expected {n_rows} (as '{names[0]}')",
                 "length_mismatch",
             )
-    errors.raise_if_any("samples rejected")
     out: list[EncodedColumn] = []
     for name in names:
+        if name not in schema:
+            continue
         values = columns[name]
         encoded = _ENCODERS[FeatureKind(schema[name]["kind"])](
             values if isinstance(values, list) else list(values),

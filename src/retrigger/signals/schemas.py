@@ -6,42 +6,33 @@ or the receive time (future event times) happen in the service, with the same er
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, NotRequired, Self
 
 from pydantic import (
-    AwareDatetime,
-    BeforeValidator,
     ConfigDict,
     Field,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
+    PlainValidator,
     StringConstraints,
     model_validator,
     with_config,
 )
+from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
-from retrigger.schemas import InputSchema, Schema
+from retrigger.schemas import InputSchema, NoNul, Schema, Timestamp, reject_nul
 
 MAX_BATCH_ROWS = 100_000
 """Most points, rows or outcomes one request may carry (more is a 422; split the batch)."""
 
 
-def _rfc3339_only(value: Any) -> Any:
-    # pydantic would also take a number as Unix time; seconds vs milliseconds is a classic bug
-    if isinstance(value, str | datetime):
-        return value
-    raise ValueError("expected an RFC 3339 timestamp string with a time zone")
-
-
 EventTime = Annotated[
-    AwareDatetime,
-    BeforeValidator(_rfc3339_only),
+    Timestamp,
     Field(
-        description="RFC 3339 with a zone; default: when the request arrived. At most "
+        description="RFC 3339 with a zone, between 1970-01-01T00:00:00Z and "
+        "9999-12-31T23:59:59Z; default: when the request arrived. At most "
         "`RETRIGGER_SIGNALS_MAX_FUTURE_SECONDS` (5 min) ahead of the server clock.",
         examples=["2026-11-28T21:00:00Z"],
     ),
@@ -49,6 +40,7 @@ EventTime = Annotated[
 ModelVersion = Annotated[
     str,
     StringConstraints(min_length=1, max_length=128),
+    NoNul,
     Field(description="Version of the model that served.", examples=["2026-11-01.3"]),
 ]
 BatchKey = Annotated[
@@ -68,7 +60,7 @@ MetricName = Annotated[
 LabelName = Annotated[
     str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 ]
-LabelValue = Annotated[str, StringConstraints(max_length=1000)]
+LabelValue = Annotated[str, StringConstraints(max_length=1000), NoNul]
 
 
 METRICS_EXAMPLE: dict[str, Any] = {
@@ -169,16 +161,50 @@ class Task(StrEnum):
     regression = "regression"
 
 
-# bool first: smart-mode unions keep JSON true a bool, 1 an int, 1.5 a float
-OutcomeValue = (
-    StrictBool | StrictInt | StrictFloat | Annotated[str, StringConstraints(max_length=256)]
-)
+MAX_OUTCOME_TEXT = 256
+MAX_OUTCOME_MAGNITUDE = 1e307
+"""Largest absolute numeric prediction or label: below half the float64 maximum, so the error
+``|prediction - label|`` of any two accepted numbers is finite (1e308 and -1e308 would make it
+infinite and leave the concept-drift detectors and error metrics nothing to compute with)."""
+
+
+def _outcome_value(value: Any) -> bool | int | float | str:
+    # one validator instead of a union: a bad value gets one error, not one per union member
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise PydanticCustomError(
+                "finite_number", "must be a finite number (NaN, Infinity are refused)"
+            )
+        if not -MAX_OUTCOME_MAGNITUDE <= value <= MAX_OUTCOME_MAGNITUDE:
+            raise PydanticCustomError(
+                "number_range",
+                "must be at most 1e307 in absolute value (the error with its pair must stay "
+                "finite)",
+            )
+        return value
+    if isinstance(value, str):
+        text = reject_nul(value.strip())
+        if len(text) > MAX_OUTCOME_TEXT:
+            raise PydanticCustomError(
+                "string_too_long", f"must be at most {MAX_OUTCOME_TEXT} characters"
+            )
+        return text
+    raise PydanticCustomError("outcome_type", "must be a string, a number or a boolean")
+
+
+OutcomeValue = Annotated[
+    bool | int | float | str,
+    PlainValidator(_outcome_value, json_schema_input_type=bool | int | float | str),
+    Field(description="A class (string, integer, boolean) or a number."),
+]
 
 
 class OutcomeIn(InputSchema):
     """A prediction, its label, or both, keyed by the caller's prediction id."""
 
-    prediction_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
+    prediction_id: Annotated[str, StringConstraints(min_length=1, max_length=128), NoNul] = Field(
         examples=["txn-000123"]
     )
     prediction: OutcomeValue | None = Field(None, description="Predicted class or value.")
