@@ -84,7 +84,7 @@ class Database:
         # same pool; on SQLite its transactions begin DEFERRED (they must not write)
         self.read_engine = engine.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
         self.read_sessionmaker = async_sessionmaker(
-            self.read_engine, expire_on_commit=False, autoflush=False
+            self.read_engine, expire_on_commit=False, autoflush=False, info=info
         )
 
     @classmethod
@@ -110,6 +110,23 @@ class Database:
                 yield session
             finally:
                 await session.rollback()
+
+    @asynccontextmanager
+    async def read_scope_after(self, session: AsyncSession) -> AsyncIterator[AsyncSession]:
+        """Long read-only work inside a request whose unit of work is ``session``.
+
+        That transaction is committed first (the API key lookup may have begun it, and on SQLite
+        it holds the write lock until it ends), then the work runs in a ``read_scope``, so a
+        backtest or a dry run never blocks ingestion. A session bound to an outer connection (a
+        test's enclosing transaction) is not this engine's: the work stays in it, where the data
+        it must see lives.
+        """
+        if session.bind is not self.engine:
+            yield session
+            return
+        await session.commit()
+        async with self.read_scope() as read:
+            yield read
 
     async def dispose(self) -> None:
         await self.engine.dispose()

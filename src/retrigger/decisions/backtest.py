@@ -2,7 +2,8 @@
 
 The replay walks from ``start`` to ``end`` in steps of ``cadence``; at each step every rule reads
 the windows as they were then (signals with event times up to the step), detectors and M-of-N
-histories carry over in memory, and the guards see the replay's own fires. Nothing is written.
+histories carry over in memory, and the guards see the replay's own fires. Nothing is written:
+the route runs it on a read-only session, so a long replay never holds SQLite's write lock.
 The result compares the would-be retrains with the decisions actually stored for the period.
 """
 

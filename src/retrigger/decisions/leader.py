@@ -1,5 +1,11 @@
 """One leader among processes for periodic work: a PostgreSQL advisory lock held on its own
-connection, or an exclusive lock file beside the SQLite database."""
+connection, or an exclusive lock file beside the SQLite database.
+
+The advisory lock lives as long as the server session holding it: when that connection dies (a
+database restart, a failover, an idle timeout) the lock is gone and another process may take it.
+So a leader re-checks, on every pass, that its session still holds the lock, and steps down on
+any doubt. The lock needs a real session: behind PgBouncer in transaction mode it holds nothing.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,12 @@ log = logging.getLogger("retrigger.scheduler")
 
 # an arbitrary constant naming "retrigger scheduler" among advisory locks
 ADVISORY_KEY = 0x72657472
+# does this session hold it? (a bigint key shows as classid = high half, objid = low half)
+_HELD = (
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    f"AND pid = pg_backend_pid() AND classid = {ADVISORY_KEY >> 32} "
+    f"AND objid = {ADVISORY_KEY & 0xFFFFFFFF} AND objsubid = 1"
+)
 
 
 class LeaderLock:
@@ -33,7 +45,12 @@ class LeaderLock:
         if self.settings.is_sqlite:
             return self._acquire_file()
         if self._conn is not None:
-            return True
+            if await self._still_held():
+                return True
+            log.warning(
+                "this process lost the scheduler lock (its connection failed); stepping down"
+            )
+            await self._drop()
         conn = await self.db.engine.connect()
         got = (await conn.execute(text(f"SELECT pg_try_advisory_lock({ADVISORY_KEY})"))).scalar()
         await conn.commit()
@@ -43,6 +60,25 @@ class LeaderLock:
             return True
         await conn.close()
         return False
+
+    async def _still_held(self) -> bool:
+        """One query on the lock's own connection; any error counts as "no"."""
+        try:
+            held = (await self._conn.execute(text(_HELD))).scalar()
+            await self._conn.commit()
+        except Exception:
+            log.debug("scheduler lock check failed", exc_info=True)
+            return False
+        return bool(held)
+
+    async def _drop(self) -> None:
+        """Forget the lock's connection without returning it to the pool: closing the server
+        session releases whatever it may still hold, so no pooled connection keeps the lock."""
+        conn, self._conn = self._conn, None
+        with contextlib.suppress(Exception):
+            await conn.invalidate()
+        with contextlib.suppress(Exception):
+            await conn.close()
 
     def _acquire_file(self) -> bool:
         if self._fd is not None:

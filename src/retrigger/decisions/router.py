@@ -1,14 +1,18 @@
-"""Decision routes: list and explain decisions, evaluate a product now, backtest a policy."""
+"""Decision routes: list and explain decisions, evaluate a product now, backtest a policy.
+
+Backtests and dry runs only read: they run on a read-only session, so a long replay never holds
+SQLite's write lock (ingestion keeps answering meanwhile).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 
 from retrigger.api.deps import ReadPrincipal, SessionDep, WritePrincipal
 from retrigger.api.problems import responses
+from retrigger.db.session import Database
 from retrigger.decisions import backtest as backtest_service
 from retrigger.decisions import service as decision_service
 from retrigger.decisions.backtest import BacktestRequest, BacktestResult
@@ -19,7 +23,7 @@ from retrigger.decisions.schemas import (
     Outcome,
     Trigger,
 )
-from retrigger.schemas import Page, Slug, decode_cursor, encode_cursor
+from retrigger.schemas import Page, Slug, Timestamp, decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/decisions", tags=["decisions"])
 product_router = APIRouter(prefix="/products", tags=["decisions"])
@@ -35,8 +39,12 @@ async def list_decisions(
         str | None,
         Query(pattern=r"^[a-z_]{1,32}$", description="Only decisions fired by this rule type."),
     ] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[
+        Timestamp | None, Query(description="Evaluated at or after (RFC 3339).")
+    ] = None,
+    until: Annotated[
+        Timestamp | None, Query(description="Evaluated at or before (RFC 3339).")
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[DecisionSummary]:
@@ -73,19 +81,36 @@ async def get_decision(
     responses=responses(400, 401, 403, 404, 409, 413, 415, 422),
 )
 async def evaluate_product(
-    product: Slug, body: EvaluateRequest, session: SessionDep, principal: WritePrincipal
+    product: Slug,
+    body: EvaluateRequest,
+    request: Request,
+    session: SessionDep,
+    principal: WritePrincipal,
 ) -> DecisionRead:
     """Evaluate the product's policy now and record the decision (or a dry run, optionally with a
     candidate policy)."""
-    return await decision_service.evaluate_now(
-        session,
-        principal=principal,
-        product_name=product,
-        dry_run=body.dry_run or body.policy is not None,
-        candidate=body.policy,
-        at=body.at,
-        trigger=Trigger.api,
-    )
+    dry_run = body.dry_run or body.policy is not None
+    if not dry_run:
+        return await decision_service.evaluate_now(
+            session,
+            principal=principal,
+            product_name=product,
+            dry_run=False,
+            candidate=None,
+            at=body.at,
+            trigger=Trigger.api,
+        )
+    db: Database = request.app.state.db
+    async with db.read_scope_after(session) as read:
+        return await decision_service.evaluate_now(
+            read,
+            principal=principal,
+            product_name=product,
+            dry_run=True,
+            candidate=body.policy,
+            at=body.at,
+            trigger=Trigger.api,
+        )
 
 
 @product_router.post(
@@ -94,10 +119,16 @@ async def evaluate_product(
     responses=responses(400, 401, 403, 404, 409, 413, 415, 422),
 )
 async def backtest_product(
-    product: Slug, body: BacktestRequest, session: SessionDep, principal: ReadPrincipal
+    product: Slug,
+    body: BacktestRequest,
+    request: Request,
+    session: SessionDep,
+    principal: ReadPrincipal,
 ) -> BacktestResult:
     """Replay stored history through a candidate policy (or a stored version): the would-be
     decision timeline, the retrains it would have launched, and the decisions actually taken."""
-    return await backtest_service.run(
-        session, principal=principal, product_name=product, request=body
-    )
+    db: Database = request.app.state.db
+    async with db.read_scope_after(session) as read:
+        return await backtest_service.run(
+            read, principal=principal, product_name=product, request=body
+        )

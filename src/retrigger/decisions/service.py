@@ -235,6 +235,10 @@ async def _evaluate(
         budget = budget_remaining(policy.body.guards, view.fired_at, now)
         decision.inputs = {**decision.inputs, "budget_remaining": budget}
         await mark_processed(session, meta)
+        if state.dirty_since is not None and state.dirty_since <= now:
+            # this evaluation read the signals that marked the product; one committed since it
+            # began (a later mark) keeps the product marked for the next evaluation
+            state.dirty_since = None
         await DecisionRepository(session).add(decision)
         logs.bind(decision_id=decision.id)
         if connection is not None and policy.body.target is not None:

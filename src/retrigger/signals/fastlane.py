@@ -4,6 +4,9 @@
 API key and valid points is stored and answered here, without routing, dependency injection or
 an ORM session. Anything else, or anything unusual, goes on to the application with the body it
 already read, so every other answer (every error above all) is the application's own.
+
+The one autocommitted statement also marks the product for evaluation (``dirty_since``, as the
+general path's ``mark_dirty`` does), so the evaluation these points owe is durable.
 """
 
 from __future__ import annotations

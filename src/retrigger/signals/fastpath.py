@@ -37,6 +37,23 @@ _INSERT = (
     "WHERE p.name = $1 AND ($2::bigint IS NULL OR p.team_id = $2) "
     "ORDER BY u.n RETURNING product_id"
 )
+# the INSERT, then, in the same statement and round trip, the product's evaluation mark: set
+# only on a clean row (an already marked one is read, not written, so steady traffic takes no
+# row lock), the state row created for a product never evaluated. Data-modifying CTEs all run,
+# whatever the outer SELECT.
+INSERT_AND_MARK = (
+    "WITH ins AS (" + _INSERT + "), "
+    "p AS (SELECT product_id FROM ins LIMIT 1), "
+    "marked AS (UPDATE product_states SET dirty_since = $3 "
+    "WHERE product_id = (SELECT product_id FROM p) AND dirty_since IS NULL), "
+    "created AS (INSERT INTO product_states "
+    "(product_id, detectors, schedules, history, fired_at, dirty_since, updated_at) "
+    "SELECT product_id, '{}'::jsonb, '{}'::jsonb, '{}'::jsonb, '[]'::jsonb, $3, $3 FROM p "
+    "WHERE NOT EXISTS (SELECT 1 FROM product_states AS s WHERE s.product_id = p.product_id) "
+    "ON CONFLICT (product_id) DO UPDATE SET dirty_since = EXCLUDED.dirty_since "
+    "WHERE product_states.dirty_since IS NULL) "
+    "SELECT product_id FROM p"
+)
 # connect() arguments that SQLAlchemy's asyncpg dialect consumes itself
 _DIALECT_ONLY = (
     "async_creator_fn",
@@ -81,11 +98,12 @@ async def insert_points(
     conn: Any, *, product: str, team_id: int | None, batch: MetricBatchIn, now: datetime
 ) -> int | None:
     """Store the points (times already defaulted) under the product of that name, if ``team_id``
-    owns it (``None``: whoever does); its id, or ``None`` when there is no such product."""
+    owns it (``None``: whoever does), and mark the product for evaluation, in one statement; its
+    id, or ``None`` when there is no such product."""
     records = metric_records(0, batch.points, now)
     _, names, values, times, _, versions, labels = zip(*records, strict=True)
     product_id: int | None = await conn.fetchval(
-        _INSERT, product, team_id, now, names, values, times, versions, labels
+        INSERT_AND_MARK, product, team_id, now, names, values, times, versions, labels
     )
     return product_id
 

@@ -1,7 +1,9 @@
 """Ingestion rules: which product, idempotent batches, event-time checks, joins, alert mapping.
 
 Every function works inside the caller's transaction and never commits: a batch is stored all or
-nothing, and the request's unit of work commits it before the 2xx leaves.
+nothing, and the request's unit of work commits it before the 2xx leaves. A batch that stores new
+signals also marks its product for evaluation in that same transaction (``mark_dirty``), so the
+evaluation it owes survives a restart and is seen by every process.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrigger.auth.scopes import Principal
+from retrigger.decisions.scheduler import mark_dirty
 from retrigger.products.errors import ProductNotFound
 from retrigger.signals import columns as codec
 from retrigger.signals import joining
@@ -109,6 +112,7 @@ async def ingest_metrics(
         points = batch.points
         check_metric_times(points, now=now, max_future=max_future)
         await repo.insert_metric_points(product_id=product.id, points=points, received_at=now)
+        await mark_dirty(session, [product.id], now=now)
         return MetricsResult(accepted=len(points), batch_id=key, received_at=now)
 
     return await _idempotent(
@@ -184,6 +188,7 @@ async def ingest_samples(
                 for c in encoded
             ]
         )
+        await mark_dirty(session, [product.id], now=now)
         stored = {c.feature for c in encoded}
         missing = {c.feature: c.n_missing for c in encoded if c.n_missing}
         missing.update({f["name"]: n_rows for f in product.features if f["name"] not in stored})
@@ -257,6 +262,8 @@ async def ingest_outcomes(
             joined += int(not was_joined and row["joined_at"] is not None)
             updates.append({k: row[k] for k in _UPDATABLE})
         await repo.update_outcomes(updates)
+        if inserted or updates:
+            await mark_dirty(session, [product.id], now=now)
         return OutcomesResult(
             accepted=len(batch.outcomes),
             batch_id=key,
@@ -332,6 +339,9 @@ async def ingest_alerts(
         groups.setdefault(row["product_id"], []).append(row)
     # one insert per product (there is usually one), so each product's new alerts are known
     new = {product_id: await repo.insert_alerts(rows) for product_id, rows in groups.items()}
+    # only products with new rows: a redelivery changes nothing (its first delivery marked them)
+    changed = sorted(pid for pid, n in new.items() if n)
+    await mark_dirty(session, changed, now=now)
     accepted = sum(new.values())
     received = len(payload.alerts)
     result = WebhookResult(
@@ -343,6 +353,5 @@ async def ingest_alerts(
     )
     named = {p.id: p.name for p in products.values()}
     result._per_product = {named[pid]: (new[pid], n - new[pid]) for pid, n in seen.items()}
-    if accepted:
-        result._changed_product_ids = sorted({p["product_id"] for p in params.values()})
+    result._changed_product_ids = changed
     return result
