@@ -13,8 +13,12 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from retrigger import logs, metrics
+from tests.dispatch import conftest as dispatch_fixtures
+from tests.dispatch.conftest import Live
 
 log = logging.getLogger("retrigger.test")
+live = dispatch_fixtures.live
+"""Committed data on a fresh SQLite or PostgreSQL database, for dispatchers and pollers."""
 
 
 @pytest.fixture
@@ -166,4 +170,66 @@ class TestRequestContext:
         assert line["request_id"] == "ev-1"
         assert line["product"] == "logged-p"
         assert line["decision_id"] == r.json()["id"]
+        assert logs.current_ids() == {}
+
+
+def run_lines(capsys: pytest.CaptureFixture[str], run_id: int) -> list[dict[str, Any]]:
+    """The run's own lines (``run <id> …``) among those captured since the last call."""
+    return [
+        e
+        for e in json_lines(capsys)
+        if e["logger"] == "retrigger.dispatch" and e["msg"].startswith(f"run {run_id} ")
+    ]
+
+
+@pytest.mark.asyncio(loop_scope="session")
+class TestRunLines:
+    """Real records of a run's life: created inside a request, dispatched and polled outside."""
+
+    async def test_dispatch_and_poll_lines_carry_product_decision_and_run(
+        self, live: Live, configure: Any, capsys: Any
+    ) -> None:
+        await live.api.connection()
+        await live.api.product("logged-run", stale=False)
+        configure("json")
+        r = await live.api.http.post(
+            "/v1/products/logged-run:retrain",
+            json={"reason": "new labels"},
+            headers={"X-Request-ID": "rt-7"},
+        )
+        assert r.status_code == 201, r.text
+        decision_id, run_id = r.json()["id"], r.json()["run_id"]
+        key = (await live.api.get_run(run_id))["idempotency_key"]
+        ids = {"product": "logged-run", "decision_id": decision_id, "run_id": run_id}
+        (created,) = run_lines(capsys, run_id)
+        assert created["msg"] == (
+            f"run {run_id} created for decision {decision_id} (pending, by "
+            f"{created['actor']}) on connection airflow-local (airflow)"
+        )
+        assert created["request_id"] == "rt-7"
+        assert {k: created[k] for k in ids} == ids
+
+        assert await live.dispatcher().run_once() == 1
+        (submitted,) = run_lines(capsys, run_id)
+        assert submitted == {
+            "ts": submitted["ts"],
+            "level": "INFO",
+            "logger": "retrigger.dispatch",
+            "msg": f"run {run_id} pending -> submitted by dispatcher: "
+            f"submitted to airflow as {key}",
+            **ids,
+            "from_state": "pending",
+            "state": "submitted",
+            "actor": "dispatcher",
+        }
+        assert "request_id" not in submitted  # a worker's line, not a request's
+
+        live.fake.set_state(key, "success")
+        await live.poller().run_once()
+        (finished,) = run_lines(capsys, run_id)
+        assert finished["msg"] == (
+            f"run {run_id} submitted -> succeeded by poller: airflow reports succeeded: "
+            "dag run success"
+        )
+        assert {k: finished[k] for k in ids} == ids
         assert logs.current_ids() == {}

@@ -1,6 +1,7 @@
 """The dispatcher and status poller on committed data, SQLite and PostgreSQL, against a fake
-Airflow: retries with backoff and Retry-After, permanent refusals, leases, racing dispatchers,
-approval, guards, secrets, and runs following their remote state."""
+Airflow: retries with backoff and Retry-After, permanent refusals, leases (renewed per run, calls
+bounded by them), racing dispatchers, approval, guards, secrets, runs following their remote
+state, runs the orchestrator lost or that never end, and cancellations with backoff."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ import pytest
 
 from retrigger.db import migrate
 from retrigger.db.session import Database
-from retrigger.dispatch.dispatcher import Dispatcher
+from retrigger.dispatch.dispatcher import Dispatcher, call_budget
 from retrigger.dispatch.orchestrators.airflow import CANCEL_NOTE
-from retrigger.dispatch.orchestrators.base import RemoteStatus, RunRef, RunState
+from retrigger.dispatch.orchestrators.base import ConnectionConfig, RemoteStatus, RunRef, RunState
+from retrigger.dispatch.poller import StatusPoller
 from retrigger.main import create_app
 from tests.dispatch.conftest import TARGET, Live, RunsApi, admin_token, live_settings
 from tests.fixtures.db import FreshDatabase
@@ -181,6 +183,95 @@ class TestLease:
         assert live.fake.triggers == {key: 1}
 
 
+class TestLeaseDuringABatch:
+    async def test_run_whose_lease_ran_out_mid_batch_is_submitted_once(self, live: Live) -> None:
+        """A slow orchestrator makes a batch outlast the lease; another dispatcher runs alongside.
+
+        Every call takes as long as its bound (the lease less a margin), and the second
+        dispatcher makes a pass while each call is in flight: the third run's lease has run out
+        before the first dispatcher reaches it, so only the second dispatcher submits it.
+        """
+        keys = [await pending_run(live, f"p{i}") for i in range(3)]
+        budget = call_budget(live.settings)
+        b = live.dispatcher("dispatcher-b")
+
+        async def slow(request: httpx.Request) -> httpx.Response:
+            if request.method == "POST":
+                await b.run_once()  # b works while a waits on the orchestrator
+                live.clock.advance(budget)
+            return live.fake.handler(request)
+
+        a = Dispatcher(
+            live.db,
+            live.settings,
+            owner="dispatcher-a",
+            now=live.clock,
+            transport_factory=lambda cfg: httpx.MockTransport(slow),
+            rng=lambda: 0.5,
+        )
+        assert await a.run_once() == 3
+        (first, _), (second, _), (third, third_key) = keys
+        # the second run's lease was renewed when a reached it, so b could not take it
+        for run_id in (first, second):
+            assert (await live.run(run_id)).state == "submitted"
+            assert [x.worker for x in await live.attempts(run_id)] == ["dispatcher-a"]
+        run = await live.run(third)
+        assert (run.state, run.lease_owner, run.attempts) == ("pending", "dispatcher-a", 0)
+        assert await b.run_once() == 1
+        assert (await live.run(third)).state == "submitted"
+        assert [x.worker for x in await live.attempts(third)] == ["dispatcher-b"]
+        assert live.fake.triggers == {key: 1 for _, key in keys}
+        assert live.fake.launched == 3
+
+    async def test_call_outlasting_the_lease_is_cut_and_retried(self, live: Live) -> None:
+        run_id, key = await pending_run(live)
+        settings = live.settings.model_copy(update={"dispatch_lease_seconds": 0.4})
+
+        async def hang(request: httpx.Request) -> httpx.Response:
+            if request.method == "POST":
+                await asyncio.Event().wait()  # an orchestrator that never answers
+            return live.fake.handler(request)
+
+        a = Dispatcher(
+            live.db,
+            settings,
+            owner="dispatcher-a",
+            now=live.clock,
+            transport_factory=lambda cfg: httpx.MockTransport(hang),
+            rng=lambda: 0.5,
+        )
+        assert await a.run_once() == 1
+        run = await live.run(run_id)
+        assert (run.state, run.attempts, run.lease_owner) == ("pending", 1, None)
+        assert run.last_error == f"no answer within {call_budget(settings):g}s " + (
+            "(the dispatch lease less a margin)"
+        )
+        assert [(x.result, x.error_class) for x in await live.attempts(run_id)] == [
+            ("error", "timeout")
+        ]
+        live.clock.advance(60)
+        assert await live.dispatcher("dispatcher-b").run_once() == 1
+        assert (await live.run(run_id)).state == "submitted"
+        assert live.fake.triggers == {key: 1}
+
+    async def test_connection_timeout_longer_than_the_lease_is_clamped(self, live: Live) -> None:
+        await live.api.connection(timeout_seconds=300)
+        run_id, _ = await pending_run(live)
+        seen: list[float] = []
+
+        def transport(config: ConnectionConfig) -> httpx.AsyncBaseTransport:
+            seen.append(config.timeout_seconds)
+            return live.transport(config)
+
+        dispatcher = Dispatcher(
+            live.db, live.settings, now=live.clock, transport_factory=transport, rng=lambda: 0.5
+        )
+        await dispatcher.run_once()
+        assert (await live.run(run_id)).state == "submitted"
+        assert seen == [call_budget(live.settings)]
+        assert call_budget(live.settings) == live.settings.dispatch_lease_seconds - 10
+
+
 class TestRace:
     @pytest.mark.parametrize("live", ["postgresql"], indirect=True)
     async def test_three_dispatchers_submit_each_run_once(self, live: Live) -> None:
@@ -328,13 +419,18 @@ class TestPoller:
     async def test_unreachable_orchestrator_leaves_the_run_as_is(self, live: Live) -> None:
         run_id, key = await submitted_run(live)
         live.fake.set_state(key, "running")
-        live.fake.fail_next(503)
+        live.fake.fail_next(503, times=live.settings.status_poll_max_failures + 1)
         poller = live.poller()
-        assert await poller.run_once() == 1
-        assert (await live.run(run_id)).state == "submitted"
-        live.clock.advance(live.settings.status_poll_interval_seconds)
+        for _ in range(live.settings.status_poll_max_failures + 1):  # never counted
+            assert await poller.run_once() == 1
+            run = await live.run(run_id)
+            assert (run.state, run.poll_failures) == ("submitted", 0)
+            assert (run.status_detail or "").startswith("status poll failed, will retry: ")
+            assert "answered 503" in (run.status_detail or "")
+            live.clock.advance(live.settings.status_poll_interval_seconds)
         await poller.run_once()
-        assert (await live.run(run_id)).state == "running"
+        run = await live.run(run_id)
+        assert (run.state, run.status_detail) == ("running", "dag run running")
 
     async def test_cancel_after_launch_stops_the_remote_run(self, live: Live) -> None:
         run_id, key = await submitted_run(live)
@@ -345,6 +441,69 @@ class TestPoller:
         remote = live.fake.run(key)
         assert (remote["state"], remote["note"]) == ("failed", CANCEL_NOTE)
         assert (await live.run(run_id)).cancel_pending is False
+
+    async def test_cancel_retries_with_backoff_then_gives_up(self, live: Live) -> None:
+        run_id, _ = await submitted_run(live)
+        assert (await live.api.act(run_id, "cancel")).status_code == 200
+        limit = live.settings.dispatch_max_attempts
+        live.fake.fail_next(503, times=limit)
+        before = len(live.fake.requests)
+        poller = StatusPoller(
+            live.db,
+            live.settings,
+            now=live.clock,
+            transport_factory=live.transport,
+            rng=lambda: 0.5,
+        )
+        delays = []
+        for attempt in range(1, limit):
+            started = live.clock()
+            assert await poller.send_cancellations() == 1
+            run = await live.run(run_id)
+            assert (run.cancel_pending, run.cancel_attempts) == (True, attempt)
+            assert run.cancel_next_at is not None
+            assert f"({attempt} of {limit} attempts)" in (run.status_detail or "")
+            assert await poller.send_cancellations() == 0  # not before its backoff
+            delays.append(run.cancel_next_at - started)
+            live.clock.advance(delays[-1].total_seconds())
+        # the dispatcher's backoff: 75% (rng 0.5) of 1 s, 2 s, 4 s
+        assert delays == [timedelta(seconds=s) for s in (0.75, 1.5, 3.0)]
+        assert await poller.send_cancellations() == 1
+        run = await live.run(run_id)
+        assert (run.state, run.cancel_pending, run.cancel_attempts) == ("cancelled", False, limit)
+        assert run.last_error == run.status_detail
+        assert (run.last_error or "").startswith(
+            f"cancel on airflow given up, the orchestrator failed {limit} times: "
+        )
+        live.clock.advance(3600)
+        assert await poller.send_cancellations() == 0
+        assert len(live.fake.requests) - before == limit  # one refused request per attempt
+
+    async def test_refused_cancel_is_given_up_at_once(self, live: Live) -> None:
+        run_id, key = await submitted_run(live)
+        assert (await live.api.act(run_id, "cancel")).status_code == 200
+        live.fake.runs.pop(("train", key))  # deleted on the orchestrator: 404
+        assert await live.poller().send_cancellations() == 1
+        run = await live.run(run_id)
+        assert (run.cancel_pending, run.cancel_attempts) == (False, 1)
+        assert "given up, the orchestrator refused" in (run.last_error or "")
+        assert "answered 404" in (run.last_error or "")
+        shown = await live.api.get_run(run_id)
+        assert shown["last_error"] == run.last_error
+        assert shown["status_detail"] == run.status_detail
+
+    async def test_two_pollers_never_send_the_same_cancel_at_once(self, live: Live) -> None:
+        run_id, key = await submitted_run(live)
+        assert (await live.api.act(run_id, "cancel")).status_code == 200
+        first, second = live.poller(), live.poller()
+        assert await first.claim_cancellations() == [run_id]
+        assert await second.claim_cancellations() == []  # held for the first one
+        live.clock.advance(live.settings.dispatch_lease_seconds + 1)
+        assert await second.send_cancellations() == 1  # the first one died: taken over
+        remote = live.fake.run(key)
+        assert (remote["state"], remote["note"]) == ("failed", CANCEL_NOTE)
+        assert (await live.run(run_id)).cancel_pending is False
+        assert await first.send_cancellations() == 0
 
     @staticmethod
     def interrupted(live: Live, path: str, body: dict[str, str]) -> Dispatcher:
@@ -389,6 +548,102 @@ class TestPoller:
         await live.poller().run_once()
         assert (await live.run(run_id)).state == "succeeded"
         assert live.fake.triggers == {key: 1}
+
+
+class TestLostRuns:
+    """Runs the orchestrator cannot report on, or that never end, give their product back."""
+
+    async def test_refused_polls_in_a_row_fail_the_run(self, live: Live) -> None:
+        run_id, key = await submitted_run(live)
+        poller, interval = live.poller(), live.settings.status_poll_interval_seconds
+        limit = live.settings.status_poll_max_failures
+        deleted = live.fake.runs.pop(("train", key))  # e.g. removed by a cleanup job
+        for failures in (1, 2):
+            assert await poller.run_once() == 1
+            run = await live.run(run_id)
+            assert (run.state, run.poll_failures) == ("submitted", failures)
+            assert (run.status_detail or "").startswith(f"status poll refused ({failures} in a")
+            live.clock.advance(interval)
+        live.fake.runs[("train", key)] = deleted  # back: a good poll resets the count
+        await poller.run_once()
+        run = await live.run(run_id)
+        assert (run.state, run.poll_failures, run.status_detail) == (
+            "submitted",
+            0,
+            "dag run queued",
+        )
+        live.fake.runs.pop(("train", key))
+        for _ in range(limit - 1):
+            live.clock.advance(interval)
+            await poller.run_once()
+        assert (await live.run(run_id)).state == "submitted"
+        live.clock.advance(interval)
+        await poller.run_once()
+        run = await live.run(run_id)
+        assert (run.state, run.poll_failures) == ("failed", limit)
+        assert "answered 404" in (run.last_error or "")
+        shown = await live.api.get_run(run_id)
+        last = shown["transitions"][-1]
+        assert (last["to"], last["actor"]) == ("failed", "poller")
+        assert last["cause"].startswith(f"airflow refused {limit} status polls in a row: ")
+        live.clock.advance(interval)
+        assert await poller.run_once() == 0  # terminal: no longer polled
+        # the product is free again, even for a forced retrain
+        r = await live.api.retrain(force=True)
+        assert (r.status_code, r.json()["outcome"]) == (201, "fired"), r.text
+
+    async def test_run_without_final_state_fails_after_the_max_duration(self, live: Live) -> None:
+        run_id, key = await submitted_run(live)
+        live.fake.set_state(key, "running")
+        poller = live.poller()
+        limit = live.settings.run_max_duration
+        live.clock.advance(limit - 1)
+        await poller.run_once()
+        assert (await live.run(run_id)).state == "running"
+        live.clock.advance(2)
+        await poller.run_once()
+        run = await live.run(run_id)
+        assert run.state == "failed"
+        assert (run.last_error or "").startswith("no terminal state after 2d since submission")
+        shown = await live.api.get_run(run_id)
+        assert (shown["transitions"][-1]["actor"], shown["last_error"]) == (
+            "system",
+            run.last_error,
+        )
+        # the pipeline was asked to stop in the same pass: one training per product
+        assert run.cancel_pending is False
+        remote = live.fake.run(key)
+        assert (remote["state"], remote["note"]) == ("failed", CANCEL_NOTE)
+        r = await live.api.retrain()
+        assert (r.status_code, r.json()["outcome"]) == (201, "fired"), r.text
+
+    async def test_run_awaiting_approval_is_rejected_after_the_timeout(self, live: Live) -> None:
+        await live.api.connection()
+        await live.api.product(require_approval=True)
+        run_id = await live.api.fired_run()
+        poller = live.poller()
+        timeout = live.settings.approval_timeout
+        live.clock.advance(timeout - 3600)
+        assert await poller.expire_overdue() == 0
+        live.clock.advance(7200)  # the run was created on the real clock: allow some slack
+        assert await poller.expire_overdue() == 1
+        shown = await live.api.get_run(run_id)
+        assert shown["state"] == "rejected"
+        last = shown["transitions"][-1]
+        assert (last["from"], last["actor"]) == ("awaiting_approval", "system")
+        assert last["cause"] == (
+            "not approved within 7d (RETRIGGER_APPROVAL_TIMEOUT): rejected by the system"
+        )
+        assert await poller.expire_overdue() == 0
+        assert live.fake.launched == 0
+
+    async def test_zero_disables_the_limits(self, live: Live) -> None:
+        run_id, _ = await submitted_run(live)
+        settings = live.settings.model_copy(update={"run_max_duration": 0.0})
+        poller = StatusPoller(live.db, settings, now=live.clock, transport_factory=live.transport)
+        live.clock.advance(365 * 86_400)
+        assert await poller.expire_overdue() == 0
+        assert (await live.run(run_id)).state == "submitted"
 
 
 class TestKeyPrefix:

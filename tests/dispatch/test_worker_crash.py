@@ -31,16 +31,21 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 WAIT_SECONDS = 60.0
 """Upper bound of every wait; a healthy run needs a few seconds."""
+LEASE_SECONDS = 10
 
 
 @contextmanager
 def worker_process(database_url: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m retrigger worker`` with a short tick and lease; stopped (or killed) after."""
+    """``python -m retrigger worker`` with a short tick and lease; stopped (or killed) after.
+
+    The lease bounds each orchestrator call to the lease less a margin (7.5 s here): the test
+    kills the first worker well within that, while its call is held.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETRIGGER_")}
     env.update(
         RETRIGGER_DATABASE_URL=database_url,
         RETRIGGER_DISPATCH_INTERVAL_SECONDS="0.2",
-        RETRIGGER_DISPATCH_LEASE_SECONDS="2",
+        RETRIGGER_DISPATCH_LEASE_SECONDS=str(LEASE_SECONDS),
         RETRIGGER_STATUS_POLL_INTERVAL_SECONDS="3600",
         RETRIGGER_SCHEDULER_INTERVAL_SECONDS="0",
         RETRIGGER_LOG_LEVEL="INFO",
@@ -110,7 +115,8 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
                 fake = FakeAirflow()
                 with serve_airflow(fake) as airflow_url:
                     api = RunsApi(http)
-                    # far above the time a call is held, so only the kill ends that call
+                    # longer than the lease allows: the workers clamp it to the lease's budget,
+                    # which the held call stays within until the kill ends it
                     await api.connection(base_url=airflow_url, timeout_seconds=120)
                     yield Stack(url, db, api, fake, tmp_path / "workers.log")
         finally:

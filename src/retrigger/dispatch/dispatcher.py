@@ -2,13 +2,19 @@
 
 Claiming is a short transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, plus a lease written
 with a compare-and-set, which is all SQLite needs), so several dispatchers share the work and a
-crashed claimer's runs are picked up again when its lease expires. The orchestrator call happens
-with no transaction open; its result is written in a new one, only if this dispatcher still holds
-the lease. Re-submitting after a crash is safe: every submission carries the run's idempotency key.
+crashed claimer's runs are picked up again when its lease expires. Before each submission the
+lease is renewed with a compare-and-set that also requires it to be unexpired, so a run whose lease
+ran out while earlier runs of the batch were submitted is left to whoever claims it next; the
+orchestrator call itself is bounded by the lease less a margin (:func:`call_budget`), so it ends
+while the run is still ours. The call happens with no transaction open; its result is written in
+a new one, only if this dispatcher still holds the lease. Re-submitting after a crash is safe:
+every submission carries the run's idempotency key.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import os
 import random
@@ -44,6 +50,50 @@ log = logging.getLogger("retrigger.dispatch")
 
 TransportFactory = Callable[[ConnectionConfig], httpx.AsyncBaseTransport | None]
 MAX_RETRY_AFTER = timedelta(hours=1)
+LEASE_MARGIN_SECONDS = 10.0
+"""Part of a lease kept free around the orchestrator call, for the database writes before and
+after it (at most a quarter of a short lease)."""
+
+
+def call_budget(settings: Settings) -> float:
+    """Seconds one orchestrator call of a claimed run may take: the lease less a margin.
+
+    Connections whose ``timeout_seconds`` is longer are clamped to it at dispatch time.
+    """
+    lease = settings.dispatch_lease_seconds
+    return lease - min(LEASE_MARGIN_SECONDS, lease / 4)
+
+
+def backoff_delay(
+    settings: Settings, attempt: int, retry_after: float | None, rng: Callable[[], float]
+) -> timedelta:
+    """Exponential backoff with jitter (50-100% of the step), at least ``Retry-After``."""
+    base = settings.dispatch_backoff_base_seconds
+    step = min(settings.dispatch_backoff_max_seconds, base * 2 ** (attempt - 1))
+    delay = timedelta(seconds=step * (0.5 + rng() / 2))
+    if retry_after is not None:
+        delay = max(delay, min(timedelta(seconds=retry_after), MAX_RETRY_AFTER))
+    return delay
+
+
+_CLAMPED: set[str] = set()
+"""Connections already warned about in this process (one warning each, not one per call)."""
+
+
+def clamp_timeout(config: ConnectionConfig, budget: float) -> ConnectionConfig:
+    """``config`` with its per-request timeout cut to ``budget`` when it is longer."""
+    if config.timeout_seconds <= budget:
+        return config
+    if config.name not in _CLAMPED:
+        _CLAMPED.add(config.name)
+        log.warning(
+            "connection %s: timeout_seconds %g does not fit in the dispatch lease; "
+            "calls are cut to %g s (raise RETRIGGER_DISPATCH_LEASE_SECONDS to allow more)",
+            config.name,
+            config.timeout_seconds,
+            budget,
+        )
+    return dataclasses.replace(config, timeout_seconds=budget)
 
 
 def worker_id() -> str:
@@ -153,12 +203,7 @@ class Dispatcher:
 
     def backoff(self, attempt: int, retry_after: float | None) -> timedelta:
         """Exponential backoff with jitter (50-100% of the step), at least ``Retry-After``."""
-        base = self.settings.dispatch_backoff_base_seconds
-        step = min(self.settings.dispatch_backoff_max_seconds, base * 2 ** (attempt - 1))
-        delay = timedelta(seconds=step * (0.5 + self.rng() / 2))
-        if retry_after is not None:
-            delay = max(delay, min(timedelta(seconds=retry_after), MAX_RETRY_AFTER))
-        return delay
+        return backoff_delay(self.settings, attempt, retry_after, self.rng)
 
     async def claim(self) -> list[int]:
         """Lease up to a batch of due pending runs to this dispatcher."""
@@ -185,13 +230,49 @@ class Dispatcher:
                     log.exception("dispatching run %s failed unexpectedly", run_id)
         return len(claimed)
 
+    async def renew(self, session: AsyncSession, run_id: int) -> bool:
+        """Extend our unexpired lease on a pending run by a full lease; False if it is not ours
+        any more (expired, claimed by another dispatcher, or the run moved on)."""
+        now = self.now()
+        result = await session.execute(
+            update(Run)
+            .where(
+                Run.id == run_id,
+                Run.state == RunStatus.PENDING.value,
+                Run.lease_owner == self.owner,
+                Run.lease_expires_at > now,
+            )
+            .values(lease_expires_at=now + timedelta(seconds=self.settings.dispatch_lease_seconds))
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
     async def submit(self, run_id: int) -> None:
-        """Submit one claimed run and record the attempt."""
+        """Submit one claimed run and record the attempt; skipped if its lease is lost."""
+        claimed = await self._load(run_id)
+        if claimed is None:
+            return
+        request, kind, created_at, config = claimed
+        product = request.product or None
+        with log_context(run_id=run_id, decision_id=request.decision_id, product=product):
+            started = self.now()
+            if isinstance(config, Exception):
+                outcome = classify(config)
+            else:
+                outcome = await self._call(kind, config, request)
+            await self._record(run_id, kind, started, outcome, created_at)
+
+    async def _load(
+        self, run_id: int
+    ) -> tuple[RetrainRequest, str, datetime, ConnectionConfig | Exception] | None:
+        """Renew the lease and read what the submission needs, in one short transaction."""
         async with self.db.session_scope() as session:
-            run = await session.get(Run, run_id)
-            if run is None or run.state != RunStatus.PENDING or run.lease_owner != self.owner:
-                return
-            kind = run.kind
+            if not await self.renew(session, run_id):
+                log.info("run %s: lease expired or taken over before submission; skipped", run_id)
+                return None
+            run = await session.get(Run, run_id, populate_existing=True)
+            if run is None:
+                return None
             request = RetrainRequest(
                 idempotency_key=run.idempotency_key,
                 run_id=run.id,
@@ -202,25 +283,28 @@ class Dispatcher:
                 reasons=tuple(run.context.get("reasons") or ()),
                 context=dict(run.context),
             )
-            created_at = run.created_at
+            config: ConnectionConfig | Exception
             try:
-                config: ConnectionConfig | None = await run_service.connection_config(session, run)
-            except Exception as exc:
-                config, setup_error = None, exc
-        started = self.now()
-        if config is None:
-            outcome = classify(setup_error)
-        else:
-            outcome = await self._call(kind, config, request)
-        await self._record(run_id, kind, started, outcome, created_at)
+                config = await run_service.connection_config(session, run)
+            except Exception as exc:  # a secret that does not resolve here, mostly
+                config = exc
+            return request, run.kind, run.created_at, config
 
     async def _call(self, kind: str, config: ConnectionConfig, request: RetrainRequest) -> Outcome:
         adapter_cls = get_orchestrator(kind)
+        budget = call_budget(self.settings)
+        config = clamp_timeout(config, budget)
         transport = self.transport_factory(config) if self.transport_factory else None
+        deadline = asyncio.timeout(budget)
         try:
-            async with make_client(adapter_cls, config, transport=transport) as http:
+            async with deadline, make_client(adapter_cls, config, transport=transport) as http:
                 ref = await adapter_cls(config, http).submit(request)
         except Exception as exc:
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                # cut while the lease still holds: the retry is ours, or the next claimer's once
+                # the lease is released; the idempotency key finds a launch that did happen
+                error = f"no answer within {budget:g}s (the dispatch lease less a margin)"
+                return Outcome(error=error, error_class="timeout")
             outcome = classify(exc)
             if outcome.error_class == "internal":
                 log.exception("adapter %s raised unexpectedly", kind)
@@ -316,4 +400,3 @@ class Dispatcher:
         )
         metrics.observe_dispatch_attempt(run.kind, "submitted")
         metrics.observe_decision_to_submit(run.kind, (now - created_at).total_seconds())
-        log.info("run %s submitted to %s as %s", run.id, run.kind, ref.external_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +33,7 @@ from retrigger.dispatch.schemas import (
     RunSummary,
     TransitionRead,
 )
+from retrigger.logs import log_context
 from retrigger.policies.target import Target, render_parameters
 from retrigger.products import service as product_service
 from retrigger.products.models import Product
@@ -48,6 +50,12 @@ def idempotency_key(prefix: str, run_id: int) -> str:
     the orchestrator as "already launched" and adopt a months-old pipeline run.
     """
     return f"{prefix}-run-{run_id}-{secrets.token_hex(3)}"
+
+
+def log_scope(run: Run) -> AbstractContextManager[None]:
+    """``log_context`` of a run: its id, its decision's id and its product's name."""
+    product = str(run.context.get("product") or "") or None
+    return log_context(run_id=run.id, decision_id=run.decision_id, product=product)
 
 
 async def active_run(session: AsyncSession, product_id: int) -> Run | None:
@@ -113,6 +121,8 @@ async def create_for_decision(
         "product": product.name,
         "decision_id": decision.id,
         "run_id": run.id,
+        # the pipeline derives its callback signing key from it (docs/runs.md, callbacks)
+        "idempotency_key": run.idempotency_key,
         "reasons": reasons,
         "fired_rules": list(decision.fired_rules),
         "window_start": window_start,
@@ -139,6 +149,17 @@ async def create_for_decision(
     )
     await session.flush()
     metrics.observe_run_transition(run.kind, state.value)
+    with log_context(run_id=run.id, decision_id=decision.id, product=product.name):
+        log.info(
+            "run %s created for decision %s (%s, by %s) on connection %s (%s)",
+            run.id,
+            decision.id,
+            state.value,
+            actor,
+            connection.name,
+            run.kind,
+            extra={"state": state.value, "actor": actor},
+        )
     return run
 
 
@@ -190,6 +211,16 @@ async def transition(
         )
     )
     await session.flush()
+    with log_scope(run):
+        log.info(
+            "run %s %s -> %s by %s: %s",
+            run.id,
+            current.value,
+            target.value,
+            actor,
+            cause,
+            extra={"from_state": current.value, "state": target.value, "actor": actor},
+        )
     metrics.observe_run_transition(run.kind, target.value)
     if target.terminal and run.submitted_at is not None:
         metrics.observe_submit_to_terminal(
@@ -361,7 +392,7 @@ async def connection_config(session: AsyncSession, run: Run) -> Any:
     row = await session.get(Connection, run.connection_id)
     if row is None:  # RESTRICT keeps it; a vanished row is a bug worth a loud error
         raise RuntimeError(f"connection {run.connection_id} of run {run.id} is missing")
-    return connections.to_config(row)
+    return await connections.launch_config(session, row, run)
 
 
 async def launch_target(
