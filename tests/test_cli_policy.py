@@ -52,6 +52,10 @@ def seed_products(server: LiveServer) -> None:
         for name in ("fraud-scorer", "churn-predictor", "demand-forecast", "search-ranking"):
             body = {"name": name, "team": "ml", "features": features.get(name, [])}
             assert http.post("/v1/products", json=body).status_code == 201
+        # the connections the example policies launch on: a target must name one
+        for name in ("airflow-prod", "argo-prod", "kubeflow-prod"):
+            body = {"name": name, "kind": "fake", "base_url": "http://127.0.0.1:1"}
+            assert http.post("/v1/connections", json=body).status_code == 201
 
 
 class TestPolicyCommands:

@@ -30,7 +30,11 @@ class Settings(BaseSettings):
     """Runtime configuration. Each field is documented in the README's configuration table."""
 
     model_config = SettingsConfigDict(
-        env_prefix="RETRIGGER_", env_file=".env", extra="ignore", validate_default=True
+        env_prefix="RETRIGGER_",
+        env_file=".env",
+        extra="ignore",
+        validate_default=True,
+        hide_input_in_errors=True,  # a refused value may be (part of) a secret
     )
 
     # database
@@ -120,17 +124,29 @@ class Settings(BaseSettings):
         le=3600,
         description="After signals arrive, wait this long for more before evaluating the product.",
     )
+    evaluation_max_delay_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=86_400,
+        description="Evaluate a product at the latest this long after the first signal of a "
+        "burst, even while batches keep arriving (never sooner than the debounce). The "
+        "scheduler also evaluates any product whose signals have waited this long, so an "
+        "evaluation lost to a restart, or ingested by another process, still happens.",
+    )
     scheduler_interval_seconds: float = Field(
         60.0,
         ge=0,
-        description="How often products with staleness or schedule rules are evaluated "
-        "(0 disables the periodic scheduler).",
+        description="How often the periodic scheduler runs: products with staleness or "
+        "schedule rules are evaluated, and products whose signals have waited "
+        "`evaluation_max_delay_seconds` (0 disables the periodic scheduler).",
     )
     background_evaluation: bool = Field(
         True,
         description="Run background work inside `retrigger serve`: debounced evaluations after "
         "ingestion and, with `embedded_worker`, the scheduler, dispatcher and run poller. "
-        "`false` leaves all of it to `retrigger worker` processes.",
+        "`false` leaves all of it to `retrigger worker` processes: their scheduler evaluates "
+        "products whose signals have waited `evaluation_max_delay_seconds` (ingestion marks "
+        "them in the database), so evaluations after ingestion come later, not never.",
     )
 
     # dispatch
@@ -164,6 +180,41 @@ class Settings(BaseSettings):
     status_poll_interval_seconds: float = Field(
         15.0, gt=0, le=86_400, description="How often each active run's status is polled."
     )
+    status_poll_max_failures: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="Status polls in a row the orchestrator refuses (e.g. 404: the run was "
+        "deleted there) before the run fails with the last error; an unreachable orchestrator "
+        "does not count.",
+    )
+    run_max_duration: float = Field(
+        2 * 86_400.0,
+        ge=0,
+        description="A submitted or running run still without a final state this long after its "
+        "submission fails, and its pipeline is asked to stop: a duration (`2d`, `36h`) or "
+        "seconds; 0 = never.",
+    )
+    approval_timeout: float = Field(
+        7 * 86_400.0,
+        ge=0,
+        description="A run awaiting approval this long is rejected by `system`: a duration "
+        "(`7d`) or seconds; 0 = never.",
+    )
+
+    @field_validator("run_max_duration", "approval_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        # written like policy durations ("2d", "36h"); a plain number is seconds
+        if not isinstance(value, str):
+            return value
+        try:
+            return float(value)
+        except ValueError:
+            from retrigger.policies.durations import parse_duration
+
+            return parse_duration(value).total_seconds()
+
     run_key_prefix: str = Field(
         "retrigger",
         pattern=r"^[a-z0-9][a-z0-9-]{0,30}$",
@@ -172,9 +223,72 @@ class Settings(BaseSettings):
     )
     callback_secret: SecretStr | None = Field(
         None,
-        description="Secret (`whsec_<base64>` or raw) verifying signed run callbacks "
-        "(Standard Webhooks headers); without it callbacks need a `write` API key.",
+        description="Secret (`whsec_<base64>` or raw, at least 16 bytes) from which each run's "
+        "callback signing key is derived (HMAC-SHA256 of the run's idempotency key, see "
+        "docs/runs.md); without it callbacks need a `write` API key.",
     )
+
+    @model_validator(mode="after")
+    def _callback_secret(self) -> Settings:
+        # checked at start so a bad value stops the process, not every callback later; a model
+        # validator, so the error shows the settings with the secret masked, never the value
+        if self.callback_secret is None:
+            return self
+        import base64
+        import binascii
+
+        raw = self.callback_secret.get_secret_value()
+        key = raw.encode()
+        if raw.startswith("whsec_"):
+            try:
+                key = base64.b64decode(raw.removeprefix("whsec_"), validate=True)
+            except binascii.Error:
+                msg = "callback_secret: a whsec_ value must be base64 after the prefix"
+                raise ValueError(msg) from None
+        if len(key) < 16:
+            raise ValueError("callback_secret must hold at least 16 bytes of key")
+        return self
+
+    secret_env_allow: str = Field(
+        "*",
+        description="Comma-separated glob patterns of the environment variables a connection's "
+        "`env:NAME` secret reference may name (`AIRFLOW_*,PREFECT_API_KEY`); `RETRIGGER_*` is "
+        "always refused. Default: every other variable.",
+    )
+    secret_file_dirs: str = Field(
+        "",
+        description="Comma-separated absolute directories a `file:/path` secret reference must "
+        "lie under (`/run/secrets`). Empty: any absolute path except under /proc, /sys and /dev "
+        "and the server's own database and .env files (always refused).",
+    )
+
+    @field_validator("secret_env_allow")
+    @classmethod
+    def _env_patterns(cls, value: str) -> str:
+        import re
+
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        for item in items:
+            if not re.fullmatch(r"[A-Za-z0-9_*?]+", item):
+                raise ValueError(f"secret_env_allow: {item!r} is not a variable name pattern")
+        return ",".join(items)
+
+    @field_validator("secret_file_dirs")
+    @classmethod
+    def _file_dirs(cls, value: str) -> str:
+        items = [item.strip().rstrip("/") or "/" for item in value.split(",") if item.strip()]
+        for item in items:
+            if not item.startswith("/"):
+                raise ValueError(f"secret_file_dirs: {item!r} is not an absolute directory")
+        return ",".join(items)
+
+    @property
+    def secret_env_patterns(self) -> tuple[str, ...]:
+        return tuple(p for p in self.secret_env_allow.split(",") if p)
+
+    @property
+    def secret_file_roots(self) -> tuple[str, ...]:
+        return tuple(d for d in self.secret_file_dirs.split(",") if d)
 
     # logging
     state_gauges_interval_seconds: float = Field(

@@ -1,36 +1,21 @@
-"""The runs API: fired decisions become runs, approval, cancellation, guards, manual retrains,
-callbacks and team isolation, through HTTP inside a rolled-back transaction."""
+"""The runs API: fired decisions become runs, approval, cancellation, guards, manual retrains
+and team isolation, through HTTP inside a rolled-back transaction (callbacks: test_callbacks.py)."""
 
 from __future__ import annotations
 
-import json
 import re
-import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
-import pytest_asyncio
-from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrigger.auth.scopes import Scope
-from retrigger.dispatch.orchestrators.webhook import sign
 from retrigger.teams.models import Team
-from tests.dispatch.conftest import CALLBACK_SECRET, RunsApi
+from tests.dispatch.conftest import RunsApi
 from tests.fixtures.factories import create_key, create_team
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A client with no API key (signed callbacks need none)."""
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        yield http
 
 
 async def setup(api: RunsApi, **guards: Any) -> str:
@@ -265,128 +250,6 @@ class TestManualRetrain:
         r = await api.http.post("/v1/products/p:retrain", json={"force": False})
         assert r.status_code == 422
         assert [e["loc"] for e in r.json()["errors"]] == [["body", "reason"]]
-
-
-def signed(
-    body: dict[str, Any], *, secret: str = CALLBACK_SECRET, at: float | None = None
-) -> tuple[bytes, dict[str, str]]:
-    raw = json.dumps(body).encode()
-    stamp = int(time.time() if at is None else at)
-    msg_id = f"msg-{stamp}-{len(raw)}"
-    headers = {
-        "content-type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(stamp),
-        "webhook-signature": sign(secret, msg_id, stamp, raw),
-    }
-    return raw, headers
-
-
-class TestCallbacks:
-    async def callback(
-        self, http: httpx.AsyncClient, run_id: int, body: dict[str, Any], **kwargs: Any
-    ) -> httpx.Response:
-        raw, headers = signed(body, **kwargs)
-        return await http.post(f"/v1/runs/{run_id}:callback", content=raw, headers=headers)
-
-    async def test_signed_callbacks_follow_the_pipeline(
-        self, api: RunsApi, anonymous: httpx.AsyncClient
-    ) -> None:
-        await setup(api)
-        run_id = await api.fired_run()
-        r = await self.callback(anonymous, run_id, {"state": "running"})
-        assert r.status_code == 200, r.text
-        assert r.json()["state"] == "running"
-        done = {"state": "succeeded", "model_version": "m2", "metrics": {"auc": 0.91}}
-        r = await self.callback(anonymous, run_id, done)
-        assert r.status_code == 200, r.text
-        run = r.json()
-        assert (run["state"], run["model_version"]) == ("succeeded", "m2")
-        assert run["outputs"]["metrics"] == {"auc": 0.91}
-        assert [(t["from"], t["to"], t["actor"]) for t in run["transitions"][1:]] == [
-            ("pending", "submitted", "callback"),
-            ("submitted", "running", "callback"),
-            ("running", "succeeded", "callback"),
-        ]
-
-    async def test_repeated_and_late_callbacks_are_no_ops(
-        self, api: RunsApi, anonymous: httpx.AsyncClient
-    ) -> None:
-        await setup(api)
-        run_id = await api.fired_run()
-        for body in ({"state": "succeeded"}, {"state": "succeeded"}, {"state": "running"}):
-            r = await self.callback(anonymous, run_id, body)
-            assert r.status_code == 200, r.text
-            assert r.json()["state"] == "succeeded"
-        run = await api.get_run(run_id)
-        assert [t["to"] for t in run["transitions"]] == ["pending", "submitted", "succeeded"]
-
-    async def test_contradicting_a_final_state_is_409(
-        self, api: RunsApi, anonymous: httpx.AsyncClient
-    ) -> None:
-        await setup(api)
-        run_id = await api.fired_run()
-        await self.callback(anonymous, run_id, {"state": "succeeded"})
-        r = await self.callback(anonymous, run_id, {"state": "failed", "detail": "oom"})
-        assert r.status_code == 409
-        assert (await api.get_run(run_id))["state"] == "succeeded"
-
-    async def test_run_awaiting_approval_cannot_be_reported(
-        self, api: RunsApi, anonymous: httpx.AsyncClient
-    ) -> None:
-        await setup(api, require_approval=True)
-        run_id = await api.fired_run()
-        r = await self.callback(anonymous, run_id, {"state": "running"})
-        assert r.status_code == 409
-
-    async def test_bad_signature_and_stale_timestamp_are_401(
-        self, api: RunsApi, anonymous: httpx.AsyncClient
-    ) -> None:
-        await setup(api)
-        run_id = await api.fired_run()
-        wrong = await self.callback(anonymous, run_id, {"state": "running"}, secret="other-secret")
-        stale = await self.callback(anonymous, run_id, {"state": "running"}, at=time.time() - 3600)
-        for r in (wrong, stale):
-            assert r.status_code == 401
-            assert r.headers["content-type"].startswith("application/problem+json")
-        assert (await api.get_run(run_id))["state"] == "pending"
-
-    async def test_tampered_body_is_401(self, api: RunsApi, anonymous: httpx.AsyncClient) -> None:
-        await setup(api)
-        run_id = await api.fired_run()
-        _, headers = signed({"state": "running"})
-        r = await anonymous.post(
-            f"/v1/runs/{run_id}:callback", content=b'{"state": "failed"}', headers=headers
-        )
-        assert r.status_code == 401
-
-    async def test_unsigned_needs_a_write_key(
-        self, api: RunsApi, anonymous: httpx.AsyncClient, session: AsyncSession
-    ) -> None:
-        await setup(api)
-        run_id = await api.fired_run()
-        body = {"state": "running"}
-        assert (await anonymous.post(f"/v1/runs/{run_id}:callback", json=body)).status_code == 401
-        reader = await create_key(session, scopes=[Scope.read])
-        r = await anonymous.post(f"/v1/runs/{run_id}:callback", json=body, headers=bearer(reader))
-        assert r.status_code == 403
-        r = await api.http.post(f"/v1/runs/{run_id}:callback", json=body)
-        assert r.status_code == 200, r.text
-        assert r.json()["transitions"][-1]["actor"] != "callback"
-
-    async def test_bad_state_is_422_naming_the_field(
-        self, api: RunsApi, anonymous: httpx.AsyncClient
-    ) -> None:
-        await setup(api)
-        run_id = await api.fired_run()
-        for state in ("pending", "exploded"):
-            r = await self.callback(anonymous, run_id, {"state": state})
-            assert r.status_code == 422, r.text
-            assert r.json()["errors"][0]["loc"] == ["body", "state"]
-
-    async def test_unknown_run_is_404(self, anonymous: httpx.AsyncClient) -> None:
-        r = await self.callback(anonymous, 987654, {"state": "running"})
-        assert r.status_code == 404
 
 
 class TestTeamIsolation:

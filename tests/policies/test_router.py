@@ -12,6 +12,7 @@ import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrigger.auth.scopes import Scope
+from retrigger.dispatch.models import Connection
 from retrigger.policies import load_bundle
 from tests.fixtures.factories import create_key, create_product, create_team
 
@@ -47,6 +48,23 @@ def locs(response: httpx.Response) -> list[list[Any]]:
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     return [e["loc"] for e in response.json()["errors"]]
+
+
+@pytest_asyncio.fixture(loop_scope="session", autouse=True)
+async def connections(session: AsyncSession) -> None:
+    """The org-wide connections the example policies launch on: a target must name one."""
+    for name in ("airflow-prod", "argo-prod", "kubeflow-prod"):
+        session.add(
+            Connection(
+                name=name,
+                kind="fake",
+                base_url="http://127.0.0.1:1",
+                auth_type="none",
+                timeout_seconds=10.0,
+                options={},
+            )
+        )
+    await session.flush()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -32,7 +32,7 @@ from retrigger.dispatch.schemas import (
     RunRead,
     RunSummary,
 )
-from retrigger.errors import Forbidden, Unauthenticated
+from retrigger.errors import Forbidden
 from retrigger.schemas import Page, Slug, decode_cursor, encode_cursor
 
 connections_router = APIRouter(prefix="/connections", tags=["connections"])
@@ -49,18 +49,20 @@ RunId = Annotated[int, Path(ge=1, le=2**63 - 1)]
     responses=responses(400, 401, 403, 409, 413, 415, 422),
 )
 async def create_connection(
-    body: ConnectionCreate, session: SessionDep, principal: AdminPrincipal
+    body: ConnectionCreate, session: SessionDep, settings: SettingsDep, principal: AdminPrincipal
 ) -> ConnectionRead:
-    """Add an orchestrator endpoint; its secret is given as a reference, never in clear."""
-    row = await connections.create(session, principal=principal, conn=body)
-    return connections.to_read(row)
+    """Add an orchestrator endpoint (org admin keys); its secret is given as a reference, never
+    in clear; ``teams`` limits which teams' products may launch on it."""
+    row = await connections.create(session, principal=principal, conn=body, settings=settings)
+    return await connections.to_read(session, row)
 
 
 @connections_router.get("", response_model=Page[ConnectionRead], responses=responses(401, 403))
 async def list_connections(session: SessionDep, principal: ReadPrincipal) -> Page[ConnectionRead]:
-    """Every connection, by name."""
-    rows = await connections.list_(session)
-    return Page(items=[connections.to_read(r) for r in rows], next_cursor=None)
+    """Connections by name: all of them for org-wide keys, those its team may use for a team
+    key."""
+    rows = await connections.list_(session, principal=principal)
+    return Page(items=await connections.to_reads(session, rows), next_cursor=None)
 
 
 @connections_router.get(
@@ -69,8 +71,9 @@ async def list_connections(session: SessionDep, principal: ReadPrincipal) -> Pag
 async def get_connection(
     name: Slug, session: SessionDep, principal: ReadPrincipal
 ) -> ConnectionRead:
-    """One connection (secret references only)."""
-    return connections.to_read(await connections.get_or_raise(session, name))
+    """One connection (secret references only); 404 for a team key whose team may not use it."""
+    row = await connections.get_visible_or_raise(session, principal=principal, name=name)
+    return await connections.to_read(session, row)
 
 
 @connections_router.put(
@@ -79,17 +82,23 @@ async def get_connection(
     responses=responses(400, 401, 403, 404, 413, 415, 422),
 )
 async def replace_connection(
-    name: Slug, body: ConnectionIn, session: SessionDep, principal: AdminPrincipal
+    name: Slug,
+    body: ConnectionIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: AdminPrincipal,
 ) -> ConnectionRead:
-    """Replace a connection's settings (audited)."""
-    row = await connections.replace(session, principal=principal, name=name, conn=body)
-    return connections.to_read(row)
+    """Replace a connection's settings (org admin keys, audited); omitted ``teams`` are kept."""
+    row = await connections.replace(
+        session, principal=principal, name=name, conn=body, settings=settings
+    )
+    return await connections.to_read(session, row)
 
 
 @connections_router.delete("/{name}", status_code=204, responses=responses(401, 403, 404, 409, 422))
 async def delete_connection(name: Slug, session: SessionDep, principal: AdminPrincipal) -> Response:
     """Delete a connection that no run refers to."""
-    await connections.delete(session, principal=principal, name=name)
+    await connections.delete_(session, principal=principal, name=name)
     return Response(status_code=204)
 
 
@@ -171,21 +180,25 @@ async def cancel_run(
 async def run_callback(
     run_id: RunId, request: Request, session: SessionDep, settings: SettingsDep
 ) -> RunRead:
-    """A pipeline reports its state: signed with the callback secret (Standard Webhooks
-    headers) or sent with a ``write`` API key."""
+    """A pipeline reports its state: signed with its run's callback key (Standard Webhooks
+    headers; the key is derived from ``RETRIGGER_CALLBACK_SECRET`` and the run's idempotency key)
+    or sent with a ``write`` API key that may see the run's product."""
     body = await request.body()
     if "webhook-signature" in request.headers:
-        from retrigger.dispatch.orchestrators.webhook import verify
-
-        if settings.callback_secret is None:
-            raise Unauthenticated("signed callbacks need RETRIGGER_CALLBACK_SECRET on the server")
-        verify(settings.callback_secret.get_secret_value(), request.headers, body)
+        run = await callbacks.signed_run(
+            session,
+            run_id=run_id,
+            callback_secret=settings.callback_secret,
+            headers=request.headers,
+            body=body,
+        )
         actor = "callback"
-        principal = None
     else:
         principal = await get_principal(request, session, settings)
         if not principal.has(Scope.write):
             raise Forbidden("this operation needs the 'write' scope")
+        # 404 alike for a missing run and another team's: a key acts on its own team's runs
+        run = await run_service.get_visible_or_raise(session, principal=principal, run_id=run_id)
         actor = principal.actor
     try:
         report = CallbackIn.model_validate_json(body or b"{}")
@@ -193,16 +206,6 @@ async def run_callback(
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         ) from None
-    if principal is not None:
-        run = await run_service.get_visible_or_raise(session, principal=principal, run_id=run_id)
-    else:
-        from retrigger.dispatch.errors import RunNotFound
-        from retrigger.dispatch.models import Run
-
-        found = await session.get(Run, run_id)
-        if found is None:
-            raise RunNotFound(f"run {run_id} not found")
-        run = found
     run = await callbacks.apply(session, run=run, report=report, actor=actor)
     return await run_service.to_read(session, run)
 

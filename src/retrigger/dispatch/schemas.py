@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AnyHttpUrl, Field, JsonValue
+from pydantic import AnyHttpUrl, Field, JsonValue, StringConstraints
 
 from retrigger.dispatch.lifecycle import RunStatus
 from retrigger.dispatch.orchestrators.base import AuthType
@@ -18,7 +18,9 @@ class AuthIn(InputSchema):
     secret_ref: str | None = Field(
         None,
         max_length=500,
-        description="Where the secret lives: `env:NAME` or `file:/path`. Never the secret itself.",
+        description="Where the secret lives: `env:NAME` or `file:/path`. Never the secret itself. "
+        "`RETRIGGER_*` variables, /proc, /sys, /dev and retrigger's own database and .env files "
+        "are refused; `RETRIGGER_SECRET_ENV_ALLOW` and `RETRIGGER_SECRET_FILE_DIRS` narrow it.",
         examples=["env:AIRFLOW_PASSWORD"],
     )
 
@@ -35,6 +37,13 @@ class ConnectionIn(InputSchema):
         default_factory=dict, description="Kind-specific options, e.g. Argo `namespace`."
     )
     description: str = Field("", max_length=2000)
+    teams: list[Slug] | None = Field(
+        None,
+        max_length=100,
+        description="Teams whose products may launch on this connection; `[]` makes it "
+        "org-wide (every team). Omitted: org-wide on create, unchanged on replace.",
+        examples=[["risk-ml"]],
+    )
 
 
 class ConnectionCreate(ConnectionIn):
@@ -56,6 +65,7 @@ class ConnectionRead(Schema):
     timeout_seconds: float
     options: dict[str, Any]
     description: str
+    teams: list[str] = Field(description="Teams that may use it; empty: every team.")
     created_at: datetime
     updated_at: datetime
 
@@ -117,8 +127,14 @@ class RunAction(InputSchema):
 class RetrainIn(InputSchema):
     reason: str = Field(min_length=1, max_length=2000)
     force: bool = Field(
-        False, description="Skip cooldown, budget and approval guards (admin keys only)."
+        False,
+        description="Skip every guard (silences, shadow mode, cooldown, budget, minimum new "
+        "samples) and approval, but not the one-active-run rule: a product with an active run "
+        "answers 409. Org admin keys only.",
     )
+
+
+MetricName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
 class CallbackIn(InputSchema):
@@ -127,5 +143,13 @@ class CallbackIn(InputSchema):
     state: RunStatus = Field(description="`running`, `succeeded`, `failed` or `cancelled`.")
     detail: str | None = Field(None, max_length=2000)
     model_version: str | None = Field(None, max_length=200)
-    metrics: dict[str, float] = Field(default_factory=dict, max_length=100)
-    outputs: dict[str, JsonValue] = Field(default_factory=dict)
+    metrics: dict[MetricName, Annotated[float, Field(allow_inf_nan=False)]] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="Numbers the pipeline measured; merged into `outputs.metrics` of the run.",
+    )
+    outputs: dict[str, JsonValue] = Field(
+        default_factory=dict,
+        description="Other results, merged key by key into the run's `outputs`; `metrics` is "
+        "reserved for the field above.",
+    )

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrigger.audit import service as audit_service
 from retrigger.auth.scopes import Principal
+from retrigger.dispatch import connections
 from retrigger.errors import Forbidden, InvalidConfig, NotFound
 from retrigger.policies.diff import Change, diff
 from retrigger.policies.documents import (
@@ -39,6 +40,7 @@ from retrigger.policies.repository import PolicyVersionRepository, TemplateRepos
 from retrigger.policies.resolve import resolve
 from retrigger.policies.resources import PlanAction
 from retrigger.policies.schemas import ProductPolicy, TemplatedPolicySpec, TemplateSpec
+from retrigger.policies.target import Target
 from retrigger.products import service as product_service
 from retrigger.products.models import Product
 
@@ -79,7 +81,16 @@ def _require_org_admin(principal: Principal) -> None:
 # --- planning -------------------------------------------------------------------------------
 
 
+async def _check_target(
+    session: AsyncSession, target: Target | None, product: Product | None, loc: tuple[str, ...]
+) -> None:
+    """The target's connection exists and the product's team may use it (422 at ``loc``)."""
+    if target is not None:
+        await connections.check_target(session, name=target.connection, product=product, loc=loc)
+
+
 async def _plan_template(session: AsyncSession, name: str, spec: TemplateSpec) -> Planned:
+    await _check_target(session, spec.target, None, ("target", "connection"))
     repo = TemplateRepository(session)
     template = await repo.get_by_name(name)
     fp = fingerprint(spec)
@@ -142,6 +153,11 @@ async def _plan_policy(
                 ],
             )
     effective = resolve(spec, template_spec)
+    where: tuple[str, ...] = ()
+    if isinstance(spec, TemplatedPolicySpec):
+        overridden = getattr(spec.overrides.target, "connection", None) is not None
+        where = ("overrides",) if overridden else ("(effective)",)
+    await _check_target(session, effective.policy.target, product, (*where, "target", "connection"))
     kinds = {f["name"]: f["kind"] for f in product.features}
     schema_errors = check_against_schema(effective.policy, kinds)
     if schema_errors:
@@ -243,9 +259,9 @@ async def save_template(
     _require_org_admin(principal)
     try:
         validated = validate_template(spec)
+        item = await _plan_template(session, name, validated)
     except InvalidConfig as exc:
         raise _prefixed(exc, ["body", "spec"]) from None
-    item = await _plan_template(session, name, validated)
     await _execute(session, principal=principal, item=item, change_reason=change_reason)
     return item
 
@@ -409,11 +425,15 @@ async def apply_bundle(
 
     pending: dict[str, Planned] = {}
     plan: list[Planned] = []
-    for _, document in validated:
+    for index, document in validated:
         if document.kind is not DocumentKind.POLICY_TEMPLATE:
             continue
         assert isinstance(document.spec, TemplateSpec)
-        item = await _plan_template(session, document.name, document.spec)
+        try:
+            item = await _plan_template(session, document.name, document.spec)
+        except InvalidConfig as exc:
+            errors.extend(_prefixed(exc, ["body", "documents", index, "spec"]).errors)
+            continue
         pending[document.name] = item
         plan.append(item)
     for index, document in validated:

@@ -28,8 +28,14 @@ class TeamRepository(RepositoryBase[Team]):
         return await self.page(stmt, after_id=after_id, limit=limit)
 
     async def in_use(self, team_id: int) -> bool:
+        """Products, live keys, or connections restricted to it (deleting the team would make
+        such a connection org-wide) still refer to the team."""
+        from retrigger.dispatch.models import ConnectionTeam
+
         products = select(exists().where(Product.team_id == team_id))
         keys = select(exists().where(ApiKey.team_id == team_id, ApiKey.revoked_at.is_(None)))
-        return bool((await self.session.execute(products)).scalar()) or bool(
-            (await self.session.execute(keys)).scalar()
-        )
+        connections = select(exists().where(ConnectionTeam.team_id == team_id))
+        for query in (products, keys, connections):
+            if (await self.session.execute(query)).scalar():
+                return True
+        return False

@@ -84,12 +84,16 @@ async def update(
 
 
 async def delete_(session: AsyncSession, *, principal: Principal, name: str) -> None:
-    """Delete an empty team; 409 while it still owns products or live keys."""
+    """Delete an empty team; 409 while it still owns products or live keys, or a connection is
+    restricted to it."""
     _require_org_admin(principal)
     team = await get_visible_or_raise(session, principal=principal, name=name)
     repo = TeamRepository(session)
     if await repo.in_use(team.id):
-        raise TeamInUse(f"team '{name}' still owns products or active API keys")
+        raise TeamInUse(
+            f"team '{name}' still owns products or active API keys, or connections are "
+            "restricted to it"
+        )
     from retrigger.auth.models import ApiKey
 
     await session.execute(delete(ApiKey).where(ApiKey.team_id == team.id))

@@ -2,7 +2,8 @@
 
 Events follow the Standard Webhooks scheme: ``webhook-id`` (the idempotency key, so the receiver
 dedupes retries), ``webhook-timestamp`` and ``webhook-signature``. :func:`sign` and :func:`verify`
-are public so inbound signed callbacks are checked the same way. Status arrives by callback only.
+are public so inbound signed callbacks are checked the same way, with the per-run key of
+:func:`run_secret`. Status arrives by callback only.
 """
 
 from __future__ import annotations
@@ -55,6 +56,17 @@ def _key_bytes(secret: str) -> bytes:
         return base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
     except binascii.Error as exc:
         raise InvalidConfig("a whsec_ webhook secret must be base64 after its prefix") from exc
+
+
+def run_secret(callback_secret: str, idempotency_key: str) -> str:
+    """The key that signs the callbacks of one run: ``whsec_`` + base64 of
+    HMAC-SHA256(key of ``callback_secret``, the run's idempotency key).
+
+    A signature made for one run therefore fails on every other run, and the server stores no
+    per-run secret: it derives the key again for each callback, as the pipeline does.
+    """
+    digest = hmac.new(_key_bytes(callback_secret), idempotency_key.encode(), hashlib.sha256)
+    return SECRET_PREFIX + base64.b64encode(digest.digest()).decode()
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
