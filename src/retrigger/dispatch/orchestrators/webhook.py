@@ -1,8 +1,11 @@
-"""Webhook adapter: a signed ``retrigger.run.requested`` event POSTed to any HTTP endpoint.
+"""Webhook adapter: a signed JSON body POSTed to any HTTP endpoint.
 
-Events follow the Standard Webhooks scheme: ``webhook-id`` (the idempotency key, so the receiver
-dedupes retries), ``webhook-timestamp`` and ``webhook-signature``. :func:`sign` and :func:`verify`
-are public so inbound signed callbacks are checked the same way, with the per-run key of
+The body is a ``retrigger.run.requested`` event, or the connection's ``body_template`` rendered
+with the launch context (placeholders as in a policy target's parameters, see
+:mod:`retrigger.policies.target`), for receivers with a body shape of their own. Either is signed
+per the Standard Webhooks scheme: ``webhook-id`` (the idempotency key, so the receiver dedupes
+retries), ``webhook-timestamp`` and ``webhook-signature``. :func:`sign` and :func:`verify` are
+public so inbound signed callbacks are checked the same way, with the per-run key of
 :func:`run_secret`. Status arrives by callback only.
 """
 
@@ -14,12 +17,12 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Final
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 from retrigger.dispatch.orchestrators.base import (
     AuthType,
@@ -31,14 +34,42 @@ from retrigger.dispatch.orchestrators.base import (
     launch_context,
 )
 from retrigger.errors import InvalidConfig, OrchestratorRejected, Unauthenticated
+from retrigger.policies.problems import fail
+from retrigger.policies.target import placeholder_problems, render_template
 
 REQUESTED = "retrigger.run.requested"
 CANCELLED = "retrigger.run.cancelled"
 SECRET_PREFIX = "whsec_"
+BODY_PLACEHOLDERS: Final = frozenset(
+    {
+        "product",
+        "run_id",
+        "decision_id",
+        "idempotency_key",
+        "reasons",
+        "fired_rules",
+        "window_start",
+        "window_end",
+        "reference_version",
+        "model_version",
+        "policy_version",
+        "parameters",
+        "timestamp",
+    }
+)
+"""Placeholders of a ``body_template``, besides ``{parameters.<name>}`` (one parameter)."""
+PARAMETER_PREFIX: Final = "parameters."
 
 
 class InvalidSignature(Unauthenticated):
     """A signed webhook whose headers are missing, stale, or whose signature does not match."""
+
+
+def _check_body_template(value: JsonValue) -> JsonValue:
+    problems = placeholder_problems(value, known=BODY_PLACEHOLDERS, prefixes=(PARAMETER_PREFIX,))
+    if problems:
+        fail("body_template", problems)
+    return value
 
 
 class WebhookOptions(BaseModel):
@@ -47,6 +78,10 @@ class WebhookOptions(BaseModel):
     cancel_path: str | None = Field(None, pattern=r"^(/([^/].*)?)?$")
     """Path (under the base URL) receiving a signed ``retrigger.run.cancelled`` event; without
     it, cancelling a run tells the receiver nothing."""
+    body_template: Annotated[JsonValue, AfterValidator(_check_body_template)] = None
+    """The JSON body of a launch, its string values templated (``"{run_id}"``); absent or null:
+    the ``retrigger.run.requested`` event. A string that is exactly one placeholder takes the
+    value's JSON type; placeholders inside longer strings are replaced by text."""
 
 
 def _key_bytes(secret: str) -> bytes:
@@ -119,13 +154,20 @@ class WebhookOrchestrator(Orchestrator):
 
     async def submit(self, request: RetrainRequest) -> RunRef:
         key = request.idempotency_key
-        data = {
-            **launch_context(request),
-            "idempotency_key": key,
-            "pipeline": request.pipeline,
-            "parameters": dict(request.parameters),
-        }
-        response = await self._send(_path(request.pipeline), key, REQUESTED, data)
+        path = _path(request.pipeline)
+        now = time.time()
+        template = self.options.body_template
+        if template is None:
+            data = {
+                **launch_context(request),
+                "idempotency_key": key,
+                "pipeline": request.pipeline,
+                "parameters": dict(request.parameters),
+            }
+            body = _event(REQUESTED, data, now)
+        else:
+            body = _encode(render_template(template, _body_values(request, _iso(now))))
+        response = await self._send(path, key, body, now)
         ref_data = {"idempotency_key": key, "product": request.product, "run_id": request.run_id}
         return RunRef(external_id=_answered_id(response) or key, url=None, data=ref_data)
 
@@ -138,25 +180,19 @@ class WebhookOrchestrator(Orchestrator):
         key = str(ref.data.get("idempotency_key", ref.external_id))
         data = {**ref.data, "idempotency_key": key, "external_id": ref.external_id}
         # 404/409/410: the receiver no longer knows the run or it already ended.
+        now = time.time()
         await self._send(
-            self.options.cancel_path, f"{key}-cancelled", CANCELLED, data, allow=(404, 409, 410)
+            self.options.cancel_path,
+            f"{key}-cancelled",
+            _event(CANCELLED, data, now),
+            now,
+            allow=(404, 409, 410),
         )
 
     async def _send(
-        self,
-        path: str,
-        msg_id: str,
-        event: str,
-        data: Mapping[str, Any],
-        allow: tuple[int, ...] = (),
+        self, path: str, msg_id: str, body: bytes, now: float, allow: tuple[int, ...] = ()
     ) -> httpx.Response | None:
-        now = time.time()
-        payload = {
-            "type": event,
-            "timestamp": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"),
-            "data": data,
-        }
-        body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+        """POST ``body`` signed as sent at ``now`` (a template's ``{timestamp}`` is that time)."""
         headers = {
             "Content-Type": "application/json",
             "webhook-id": msg_id,
@@ -180,6 +216,45 @@ class WebhookOrchestrator(Orchestrator):
                 f"webhook: POST {path or '/'} answered {response.status_code}, not 2xx"
             )
         return response
+
+
+def _iso(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _encode(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _event(event: str, data: Mapping[str, Any], now: float) -> bytes:
+    return _encode({"type": event, "timestamp": _iso(now), "data": data})
+
+
+def _body_values(request: RetrainRequest, timestamp: str) -> Callable[[str], Any]:
+    """The placeholder values of a ``body_template``: the launch context (a field the run's
+    context lacks is null), the rendered parameters one by one or together, the send time."""
+    context = launch_context(request)
+    parameters = dict(request.parameters)
+    values = {name: context.get(name) for name in BODY_PLACEHOLDERS}
+    values.update(
+        idempotency_key=request.idempotency_key, parameters=parameters, timestamp=timestamp
+    )
+
+    def lookup(name: str) -> Any:
+        if name.startswith(PARAMETER_PREFIX):
+            parameter = name.removeprefix(PARAMETER_PREFIX)
+            if parameter not in parameters:
+                given = ", ".join(sorted(parameters)) or "none"
+                raise OrchestratorRejected(
+                    f"webhook: body_template uses {{{name}}} but the run has no parameter "
+                    f"{parameter!r} (its parameters: {given}); nothing sent"
+                )
+            return parameters[parameter]
+        if name not in values:  # the options were validated: only a code change gets here
+            raise OrchestratorRejected(f"webhook: body_template placeholder {{{name}}} is unknown")
+        return values[name]
+
+    return lookup
 
 
 def _path(pipeline: str) -> str:

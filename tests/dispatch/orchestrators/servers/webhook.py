@@ -19,7 +19,8 @@ CANCEL = "/hooks/cancel"
 
 
 class WebhookServer(RecordingServer):
-    """Accepts ``retrigger.run.requested`` at HOOK and ``retrigger.run.cancelled`` at CANCEL."""
+    """Accepts ``retrigger.run.requested`` at HOOK (any JSON body when the connection has a
+    ``body_template``) and ``retrigger.run.cancelled`` at CANCEL."""
 
     kind = "webhook"
     pipeline = HOOK
@@ -57,7 +58,9 @@ class WebhookServer(RecordingServer):
         if path == CANCEL:
             self.cancelled.append(event)
             return httpx.Response(200, text="ok")
-        if event.get("type") != "retrigger.run.requested":
+        # with a body_template the receiver has its own body shape: any JSON is a launch
+        templated = getattr(self.connection.options, "body_template", None) is not None
+        if not templated and event.get("type") != "retrigger.run.requested":
             return httpx.Response(400, json={"error": "unexpected event type"})
         job = self.jobs.setdefault(msg_id, {"id": f"job-{len(self.jobs) + 1}", "event": event})
         return httpx.Response(202, json={"id": job["id"], "status": "accepted"})
