@@ -1,4 +1,7 @@
-"""The ``decisions`` table (append-only) and ``product_states`` (one locked row per product)."""
+"""The ``decisions`` table and ``product_states`` (one locked row per product).
+
+Decisions are append-only, except the repeat counters a folded scheduled evaluation bumps.
+"""
 
 from __future__ import annotations
 
@@ -41,13 +44,20 @@ class Decision(IdMixin, Base):
     inputs: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
     created_by: Mapped[str] = mapped_column(String(64), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    # scheduled evaluations that came to this decision again and consumed nothing new: folded
+    # into it instead of stored (``decisions.service``), so a fresh model is not one row a minute
+    repeat_count: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", nullable=False
+    )
+    last_repeated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class ProductState(Base):
     """Mutable evaluation state of a product, locked (FOR UPDATE) by each evaluation.
 
     ``detectors``: rule id -> {config, state} of concept-drift detectors; ``schedules``: rule id ->
-    last evaluation time; ``history``: rule id -> recent breach flags (M-of-N); ``fired_at``: recent
+    last evaluation time; ``history``: rule id -> recent breach flags (M-of-N), and
+    ``history_windows``: rule id -> the data its newest flag was decided on; ``fired_at``: recent
     fire times (cooldown and budget); ``model_trained_at``: when the serving model was trained.
     """
 
@@ -62,6 +72,7 @@ class ProductState(Base):
     detectors: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
     schedules: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
     history: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    history_windows: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     fired_at: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
     dirty_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
     """The first signal committed since the last evaluation (None: nothing waits)."""

@@ -60,6 +60,22 @@ class DecisionRepository(RepositoryBase[Decision]):
         )
         return (await self.session.execute(stmt)).scalars().all()
 
+    async def latest(self, product_id: int) -> Decision | None:
+        """The product's last stored decision (the newest evaluation time, then the newest id)."""
+        stmt = (
+            select(Decision)
+            .where(Decision.product_id == product_id)
+            .order_by(Decision.evaluated_at.desc(), Decision.id.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def note_repeat(self, decision: Decision, *, at: datetime) -> None:
+        """Fold one more evaluation into ``decision``: it came to the same and read nothing new."""
+        decision.repeat_count = (decision.repeat_count or 0) + 1
+        decision.last_repeated_at = at
+        await self.session.flush()
+
 
 async def lock_state(session: AsyncSession, product_id: int) -> ProductState:
     """The product's evaluation state, created if missing, locked until the transaction ends."""

@@ -38,6 +38,15 @@ class DecisionSummary(Schema):
     policy_version: int | None
     reference_version: int | None
     fired_rules: list[str]
+    repeat_count: int = Field(
+        0,
+        description="Later scheduled evaluations that came to the same decision and read nothing "
+        "new, so none was stored for them: unchanged since evaluated_at, re-evaluated this many "
+        "more times.",
+    )
+    last_repeated_at: datetime | None = Field(
+        None, description="When the last of those repeated evaluations ran (null: none)."
+    )
 
 
 class DecisionRead(DecisionSummary):

@@ -4,6 +4,11 @@ the event loop, apply the guards, and store an explained decision with the updat
 A stored evaluation locks the product's state row (``FOR UPDATE``) for its transaction, so
 concept-drift detectors advance exactly once per outcome and M-of-N histories stay consistent
 with several replicas. Dry runs read the same state but write nothing.
+
+A scheduled evaluation that comes to the same as the product's last decision and reads nothing
+new is folded into that decision (``repeat_count``, ``last_repeated_at``) instead of stored, so
+an unchanged product is not one decision a minute. A performance rule's M-of-N history gets one
+entry per window of data (:func:`window_identity`): re-reading a window re-decides its entry.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -26,14 +31,15 @@ from retrigger.decisions import repository as decision_repo
 from retrigger.decisions.errors import DecisionNotFound, NoPolicy
 from retrigger.decisions.guards import GuardContext, apply_guards
 from retrigger.decisions.inputs import InputsMeta, build_inputs, mark_processed
-from retrigger.decisions.models import Decision
+from retrigger.decisions.models import Decision, ProductState
+from retrigger.decisions.repeats import repeats, window_identity
 from retrigger.decisions.repository import DecisionRepository
 from retrigger.decisions.schemas import DecisionRead, DecisionSummary, Outcome, Trigger
 from retrigger.decisions.state import StateView
 from retrigger.dispatch import runs as run_service
 from retrigger.dispatch.models import Run
 from retrigger.errors import InvalidConfig
-from retrigger.evaluation import PolicyEvaluation, evaluate_policy
+from retrigger.evaluation import PerformanceInput, PolicyEvaluation, evaluate_policy
 from retrigger.policies import service as policy_service
 from retrigger.policies.documents import fingerprint, validate_product_policy
 from retrigger.policies.errors import PolicyNotFound
@@ -92,6 +98,8 @@ class Step:
     suppressed_by: str | None
     verdicts: list[dict[str, Any]]
     meta: InputsMeta
+    # performance rule id -> window identity; empty for replays, whose histories just append
+    windows: dict[str, str] = field(default_factory=dict)
 
 
 async def run_step(
@@ -115,10 +123,18 @@ async def run_step(
         replay_since=replay_since,
         replay=replay,
     )
+    windows: dict[str, str] = {}
+    if not replay:
+        # live: a window already decided re-decides its own history entry, not one more
+        for rule_id, data in list(inputs.items()):
+            if isinstance(data, PerformanceInput):
+                identity = window_identity(meta.windows.get(rule_id), data)
+                windows[rule_id] = identity
+                inputs[rule_id] = replace(data, history=view.history_before(rule_id, identity))
     result: PolicyEvaluation = await anyio.to_thread.run_sync(evaluate_policy, policy, inputs, now)
     outcome, reason = Outcome(result.outcome), result.reason
     if outcome is not Outcome.fired:
-        return Step(result, outcome, reason, None, [], meta)
+        return Step(result, outcome, reason, None, [], meta, windows)
     ctx = GuardContext(
         now=now,
         settings=policy.guards,
@@ -131,7 +147,8 @@ async def run_step(
     if blocking is not None:
         outcome, suppressed_by = Outcome.suppressed, blocking.guard
         reason = f"{reason}; suppressed by {blocking.guard}: {blocking.reason}"
-    return Step(result, outcome, reason, suppressed_by, [v.as_dict() for v in verdicts], meta)
+    verdicts_json = [v.as_dict() for v in verdicts]
+    return Step(result, outcome, reason, suppressed_by, verdicts_json, meta, windows)
 
 
 async def evaluate(
@@ -222,23 +239,34 @@ async def _evaluate(
         created_by=actor,
         created_at=utcnow(),
     )
-    if not dry_run:
-        assert state is not None
+    if dry_run:
+        return to_read(decision, product.name, dry_run=True)
+    assert state is not None
+    repeated: Decision | None = None
+    if trigger is Trigger.schedule and outcome is not Outcome.fired:
+        # the budget a decision shows is part of what a repeat must repeat
+        budget = budget_remaining(policy.body.guards, view.fired_at, now)
+        decision.inputs = {**decision.inputs, "budget_remaining": budget}
+        previous = await DecisionRepository(session).latest(product.id)
+        if previous is not None and repeats(previous, decision, step=step, view=view):
+            repeated = previous
+    if repeated is not None:
+        await _fold(session, previous=repeated, state=state, view=view, step=step, now=now)
+        stored = repeated
+    else:
         view.advance(
             result.findings,
             fired=outcome is Outcome.fired,
             now=now,
             detector_configs=meta.detector_configs,
+            windows=step.windows,
         )
         view.write_to(state)
         # stored with the decision, so every process's state gauges can show it
         budget = budget_remaining(policy.body.guards, view.fired_at, now)
         decision.inputs = {**decision.inputs, "budget_remaining": budget}
         await mark_processed(session, meta)
-        if state.dirty_since is not None and state.dirty_since <= now:
-            # this evaluation read the signals that marked the product; one committed since it
-            # began (a later mark) keeps the product marked for the next evaluation
-            state.dirty_since = None
+        _clear_mark(state, now)
         await DecisionRepository(session).add(decision)
         logs.bind(decision_id=decision.id)
         if connection is not None and policy.body.target is not None:
@@ -252,20 +280,24 @@ async def _evaluate(
                 actor=actor,
             )
             run_id = run.id
-        from retrigger import metrics
+        stored = decision
+    from retrigger import metrics
 
-        metrics.observe_decision(outcome.value, step.suppressed_by)
-        metrics.observe_evaluation(
-            product=product.name,
-            outcome=outcome.value,
-            trigger=trigger.value,
-            seconds=time.perf_counter() - started,
-            suppressed_by=step.suppressed_by,
-            fired_rule_types=[f["type"] for f in findings if f["rule_id"] in result.fired_rules],
-            findings=findings,
-            budget_remaining=budget,
-            decision_id=decision.id,
-        )
+    # a folded evaluation still counts as work done; the gauges show the stored decision's
+    # findings, as every other process reads them
+    metrics.observe_decision(outcome.value, step.suppressed_by)
+    metrics.observe_evaluation(
+        product=product.name,
+        outcome=outcome.value,
+        trigger=trigger.value,
+        seconds=time.perf_counter() - started,
+        suppressed_by=step.suppressed_by,
+        fired_rule_types=[f["type"] for f in findings if f["rule_id"] in result.fired_rules],
+        findings=list(stored.findings),
+        budget_remaining=budget,
+        decision_id=stored.id,
+    )
+    if repeated is None:
         log.info(
             "decision %s for %s: %s%s (trigger %s, fired rules %s)%s",
             decision.id,
@@ -276,7 +308,37 @@ async def _evaluate(
             ",".join(result.fired_rules) or "none",
             f", run {run_id} created" if run_id is not None else "",
         )
-    return to_read(decision, product.name, dry_run=dry_run, run_id=run_id)
+    return to_read(stored, product.name, run_id=run_id)
+
+
+def _clear_mark(state: ProductState, now: datetime) -> None:
+    if state.dirty_since is not None and state.dirty_since <= now:
+        # this evaluation read the signals that marked the product; one committed since it
+        # began (a later mark) keeps the product marked for the next evaluation
+        state.dirty_since = None
+
+
+async def _fold(
+    session: AsyncSession,
+    *,
+    previous: Decision,
+    state: ProductState,
+    view: StateView,
+    step: Step,
+    now: datetime,
+) -> None:
+    """Count this evaluation as a repeat of ``previous``, and move the state on as it would."""
+    view.repeat(step.result.findings, now=now)
+    view.write_to(state)
+    _clear_mark(state, now)
+    await DecisionRepository(session).note_repeat(previous, at=now)
+    logs.bind(decision_id=previous.id)
+    log.debug(
+        "decision %s repeated (%s times since %s)",
+        previous.id,
+        previous.repeat_count,
+        previous.evaluated_at.isoformat(),
+    )
 
 
 async def note_model_trained(
@@ -333,6 +395,8 @@ def to_summary(decision: Decision, product_name: str) -> DecisionSummary:
         policy_version=decision.policy_version,
         reference_version=decision.reference_version,
         fired_rules=list(decision.fired_rules),
+        repeat_count=decision.repeat_count or 0,
+        last_repeated_at=decision.last_repeated_at,
     )
 
 
