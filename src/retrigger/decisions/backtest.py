@@ -1,8 +1,11 @@
 """Backtests: replay a product's stored history through a candidate policy.
 
 The replay walks from ``start`` to ``end`` in steps of ``cadence``; at each step every rule reads
-the windows as they were then (signals with event times up to the step), detectors and M-of-N
-histories carry over in memory, and the guards see the replay's own fires. Nothing is written:
+the windows by event time (signals with event times up to the step, backfills included, against
+today's reference), or, with ``as_known``, as they were known then (only signals received,
+labels joined and alert states delivered by then; detectors fed the labels that joined since the
+previous step; drift and staleness against the reference active at the step). M-of-N histories
+carry over in memory, and the guards see the replay's own fires. Nothing is written:
 the route runs it on a read-only session, so a long replay never holds SQLite's write lock.
 The result compares the would-be retrains with the decisions actually stored for the period.
 """
@@ -25,6 +28,7 @@ from retrigger.policies import service as policy_service
 from retrigger.policies.durations import format_duration, parse_duration
 from retrigger.policies.resolve import EffectivePolicy
 from retrigger.products import service as product_service
+from retrigger.references import service as reference_service
 from retrigger.schemas import InputSchema, Schema
 
 MAX_STEPS = 5000
@@ -40,6 +44,13 @@ class BacktestRequest(InputSchema):
     start: AwareDatetime
     end: AwareDatetime
     cadence: Annotated[str, Field(max_length=20, examples=["1h", "1d"])] = "1d"
+    as_known: bool = Field(
+        False,
+        description="Replay history as it was known at each step: only signals received, labels "
+        "joined and alert states delivered by then, the reference active then and its training "
+        "time. Default (false): everything stored counts by its event time, with today's "
+        "reference and model training time, which is what backfilled history needs.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -86,6 +97,15 @@ def _cadence(text: str) -> timedelta:
         ) from None
 
 
+def _note_model_trained(view: StateView, trained_at: datetime | None) -> None:
+    """What activating that reference did to the live state (``note_model_trained``)."""
+    view.model_trained_at = trained_at
+    if trained_at is not None and (
+        view.last_retrain_at is None or view.last_retrain_at < trained_at
+    ):
+        view.last_retrain_at = trained_at
+
+
 async def run(
     session: AsyncSession, *, principal: Principal, product_name: str, request: BacktestRequest
 ) -> BacktestResult:
@@ -110,13 +130,24 @@ async def run(
         resolved = await resolve_policy(session, product=product, candidate=request.policy)
         body, fp = resolved.body, resolved.fingerprint
 
+    # as known: the model's age at each step comes from the references activated by then; by
+    # event time: today's training time. Replayed fires count as retrains on top of it
+    references = (
+        await reference_service.activation_history(session, product_id=product.id)
+        if request.as_known
+        else None
+    )
     live = StateView.from_row(await get_state(session, product.id))
     view = StateView(model_trained_at=live.model_trained_at, last_retrain_at=live.model_trained_at)
+    if references is not None:
+        view = StateView()
     steps: list[BacktestStep] = []
     retrain_times: list[datetime] = []
     previous: datetime | None = None
     at = request.start
     while at <= request.end:
+        if references is not None:
+            _note_model_trained(view, reference_service.trained_at_as_of(references, at))
         step = await run_step(
             session,
             product=product,
@@ -125,6 +156,7 @@ async def run(
             now=at,
             replay_since=previous,
             replay=True,
+            as_known=request.as_known,
         )
         result, outcome = step.result, step.outcome
         if outcome is Outcome.fired:

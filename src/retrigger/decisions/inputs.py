@@ -2,6 +2,11 @@
 
 Every read is described in ``InputsMeta`` (window bounds, row counts, batch ids, digests, the
 reference version), which the decision stores so it can be explained and reproduced.
+
+Replays (backtests) read history by event time (backfilled history counts), or, with
+``as_known``, as it was known at each step: only signals stored by then (``known_by``),
+detectors fed with the labels that joined since the previous step, and the reference that was
+active then.
 """
 
 from __future__ import annotations
@@ -105,7 +110,11 @@ def _drift_values(column: FeatureColumn) -> npt.NDArray[Any]:
 
 
 class _Reader:
-    """Reads shared by several rules of one evaluation are done once."""
+    """Reads shared by several rules of one evaluation are done once.
+
+    In an ``as_known`` replay every read is bounded by ``known_by`` (the step's time), so what
+    arrived later, however old its event time, stays out; live reads have no such bound.
+    """
 
     def __init__(
         self,
@@ -115,6 +124,7 @@ class _Reader:
         now: datetime,
         replay_since: datetime | None,
         replay: bool,
+        as_known: bool = False,
     ) -> None:
         self.replay = replay
         self.session = session
@@ -122,17 +132,26 @@ class _Reader:
         self.state = state
         self.now = now
         self.replay_since = replay_since
+        self.as_known = replay and as_known
+        self.known_by = now if self.as_known else None
         self.meta = InputsMeta(product_id=product.id)
         self._references: dict[int | str, Reference | None] = {}
         self._errors: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None = None
         self._alerts: list[AlertView] | None = None
 
     async def reference(self, selector: int | str) -> Reference | None:
+        """A pinned version, or the active reference: in a replay, the one active at the step."""
         if selector not in self._references:
-            version = None if selector == "active" else int(selector)
-            self._references[selector] = await reference_service.select(
-                self.session, product_id=self.product.id, version=version
-            )
+            if selector == "active" and self.as_known:
+                found = await reference_service.active_at(
+                    self.session, product_id=self.product.id, at=self.now
+                )
+            else:
+                version = None if selector == "active" else int(selector)
+                found = await reference_service.select(
+                    self.session, product_id=self.product.id, version=version
+                )
+            self._references[selector] = found
         return self._references[selector]
 
     async def performance(self, rule: PerformanceRule) -> PerformanceInput:
@@ -140,7 +159,12 @@ class _Reader:
         outcomes = None
         if rule.metric in BUILTIN_METRICS:
             read = await readers.read_outcomes(
-                self.session, product_id=self.product.id, since=since, until=until, last_rows=last
+                self.session,
+                product_id=self.product.id,
+                since=since,
+                until=until,
+                last_rows=last,
+                known_by=self.known_by,
             )
             if read.n:
                 outcomes = OutcomeWindow(
@@ -158,6 +182,7 @@ class _Reader:
             since=since,
             until=until,
             last_rows=last,
+            known_by=self.known_by,
         )
         points = None
         if series.n:
@@ -194,6 +219,7 @@ class _Reader:
             since=since,
             until=until,
             last_rows=last,
+            known_by=self.known_by,
         )
         self.meta.windows[rule.id] = {
             "reference_version": reference.version,
@@ -216,7 +242,18 @@ class _Reader:
                     self.session, product_id=self.product.id
                 )
                 self.meta.consumed_ids = self._errors[0]
-            else:
+            elif self.as_known:
+                # live evaluations feed detectors as labels join, not by prediction time: the
+                # outcomes that joined since the previous step, in the order they were stored
+                ids, errors = await readers.errors_joined_between(
+                    self.session,
+                    product_id=self.product.id,
+                    after=self.replay_since,
+                    until=self.now,
+                )
+                keep = ~np.isnan(errors)
+                self._errors = (ids[keep], errors[keep])
+            else:  # by event time: the outcomes predicted since the previous step
                 read = await readers.read_outcomes(
                     self.session,
                     product_id=self.product.id,
@@ -244,13 +281,14 @@ class _Reader:
                 product_id=self.product.id,
                 since=self.state.last_retrain_at,
                 until=self.now,
+                known_by=self.known_by,
             )
         return self.meta.new_labelled_samples
 
     async def alerts(self) -> list[AlertView]:
         if self._alerts is None:
             rows = await readers.active_alerts(
-                self.session, product_id=self.product.id, at=self.now
+                self.session, product_id=self.product.id, at=self.now, known_by=self.known_by
             )
             self._alerts = [
                 AlertView(
@@ -274,13 +312,16 @@ async def build_inputs(
     now: datetime,
     replay_since: datetime | None = None,
     replay: bool = False,
+    as_known: bool = False,
 ) -> tuple[dict[str, RuleInput], InputsMeta]:
     """Inputs for every rule of ``policy`` at ``now``.
 
     Live evaluations feed detectors the outcomes no detector consumed yet; replays (backtests,
-    ``replay=True``) feed them the outcomes with event times in ``(replay_since, now]``.
+    ``replay=True``) feed them the outcomes predicted in ``(replay_since, now]`` and read every
+    window by event time; with ``as_known`` too, the outcomes whose labels joined in
+    ``(replay_since, now]``, every window as it was known at ``now`` and the reference active then.
     """
-    reader = _Reader(session, product, state, now, replay_since, replay)
+    reader = _Reader(session, product, state, now, replay_since, replay, as_known)
     inputs: dict[str, RuleInput] = {}
     for rule in policy.rules:
         if isinstance(rule, PerformanceRule):

@@ -111,6 +111,7 @@ async def run_step(
     now: datetime,
     replay_since: datetime | None = None,
     replay: bool = False,
+    as_known: bool = False,
     active_run: str | None = None,
 ) -> Step:
     """Read the windows, evaluate off the event loop, then let the guards speak."""
@@ -122,6 +123,7 @@ async def run_step(
         now=now,
         replay_since=replay_since,
         replay=replay,
+        as_known=as_known,
     )
     windows: dict[str, str] = {}
     if not replay:

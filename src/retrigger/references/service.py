@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -332,6 +333,54 @@ async def select(
     if version is None:
         return await repo.active(product_id)
     return await repo.get_version(product_id, version)
+
+
+def _activated(reference: Reference) -> datetime | None:
+    # an active reference without the record (activated before it was kept): since its upload
+    if reference.activated_at is not None:
+        return reference.activated_at
+    return reference.created_at if reference.active else None
+
+
+async def activation_history(session: AsyncSession, *, product_id: int) -> list[Reference]:
+    """References ever activated, in the order of their last activation (for replays).
+
+    Only the last activation of each is known: one activated, replaced and activated again
+    counts as active from its last activation only.
+    """
+    rows = await ReferenceRepository(session).list_for(product_id)
+    dated = [(when, r) for r in rows if (when := _activated(r)) is not None]
+    dated.sort(key=lambda item: (item[0], item[1].id))
+    return [r for _, r in dated]
+
+
+def active_as_of(history: Sequence[Reference], at: datetime) -> Reference | None:
+    """Of an ``activation_history``, the reference active at ``at``: the last activated by then."""
+    chosen = None
+    for reference in history:
+        when = _activated(reference)
+        if when is not None and when <= at:
+            chosen = reference
+    return chosen
+
+
+def trained_at_as_of(history: Sequence[Reference], at: datetime) -> datetime | None:
+    """When the model serving at ``at`` was trained, as live evaluations knew it then.
+
+    Activating a reference that gives ``trained_at`` records it; one without leaves the earlier
+    value, exactly as ``activate`` does; before any such activation it is unknown (None).
+    """
+    trained = None
+    for reference in history:
+        when = _activated(reference)
+        if when is not None and when <= at and reference.trained_at is not None:
+            trained = reference.trained_at
+    return trained
+
+
+async def active_at(session: AsyncSession, *, product_id: int, at: datetime) -> Reference | None:
+    """The reference that was the active one at ``at`` (a replay's ``select``)."""
+    return active_as_of(await activation_history(session, product_id=product_id), at)
 
 
 async def load_profiles(

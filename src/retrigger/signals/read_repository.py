@@ -1,4 +1,8 @@
-"""SQL the readers run: windows of samples, outcomes and metric points; active alerts."""
+"""SQL the readers run: windows of samples, outcomes and metric points; active alerts.
+
+``known_by`` (replays only) keeps to what had been stored by then: rows received, outcomes
+joined, alert states delivered at or before it. ``None`` leaves the condition out entirely.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from retrigger.products.models import Product
 from retrigger.signals.models import Alert, MetricPoint, Outcome, SampleBatch, SampleColumn
 from retrigger.signals.repository import chunks, window
+
+
+def _known(column: Any, known_by: datetime | None) -> list[ColumnElement[bool]]:
+    """``column <= known_by``, or no condition at all (live reads)."""
+    return [] if known_by is None else [column <= known_by]
 
 
 class SignalReadRepository:
@@ -34,6 +43,7 @@ class SignalReadRepository:
         since: datetime | None,
         until: datetime | None,
         last_rows: int | None,
+        known_by: datetime | None = None,
     ) -> Sequence[Any]:
         """(id, event_time, value, model_version, labels) rows in event-time order."""
         cols = (
@@ -47,6 +57,7 @@ class SignalReadRepository:
             MetricPoint.product_id == product_id,
             MetricPoint.name == name,
             *window(MetricPoint.event_time, since, until),
+            *_known(MetricPoint.received_at, known_by),
         )
         if last_rows is not None:
             stmt = stmt.order_by(MetricPoint.event_time.desc(), MetricPoint.id.desc())
@@ -64,6 +75,7 @@ class SignalReadRepository:
         newest_first: bool,
         limit: int | None = None,
         before: tuple[datetime, int] | None = None,
+        known_by: datetime | None = None,
     ) -> Sequence[Any]:
         """(id, event_time, n_rows) of batches in the window, in event-time order.
 
@@ -72,6 +84,7 @@ class SignalReadRepository:
         stmt = select(SampleBatch.id, SampleBatch.event_time, SampleBatch.n_rows).where(
             SampleBatch.product_id == product_id,
             *window(SampleBatch.event_time, since, until),
+            *_known(SampleBatch.received_at, known_by),
         )
         if before is not None:
             t, i = before
@@ -118,6 +131,7 @@ class SignalReadRepository:
         since: datetime | None,
         until: datetime | None,
         last_rows: int | None,
+        known_by: datetime | None = None,
     ) -> Sequence[Any]:
         """Outcomes with both prediction and label, in event-time order."""
         stmt = select(
@@ -131,6 +145,7 @@ class SignalReadRepository:
             Outcome.product_id == product_id,
             Outcome.joined_at.is_not(None),
             *window(Outcome.event_time, since, until),
+            *_known(Outcome.joined_at, known_by),
         )
         if last_rows is not None:
             stmt = stmt.order_by(Outcome.event_time.desc(), Outcome.id.desc()).limit(last_rows)
@@ -139,13 +154,19 @@ class SignalReadRepository:
         return (await self.session.execute(stmt)).all()
 
     async def count_joined(
-        self, *, product_id: int, since: datetime | None, until: datetime | None
+        self,
+        *,
+        product_id: int,
+        since: datetime | None,
+        until: datetime | None,
+        known_by: datetime | None = None,
     ) -> int:
         """How many outcomes with both prediction and label fall in the window."""
         stmt = select(func.count(Outcome.id)).where(
             Outcome.product_id == product_id,
             Outcome.joined_at.is_not(None),
             *window(Outcome.event_time, since, until),
+            *_known(Outcome.joined_at, known_by),
         )
         return int((await self.session.execute(stmt)).scalar_one())
 
@@ -165,6 +186,23 @@ class SignalReadRepository:
         )
         return (await self.session.execute(stmt)).all()
 
+    async def errors_joined_between(
+        self, *, product_id: int, after: datetime | None, until: datetime
+    ) -> Sequence[Any]:
+        """(id, error) of outcomes whose label joined in ``(after, until]``, in arrival order.
+
+        What a live evaluation at ``until`` would have fed the detectors, when the previous one
+        ran at ``after``: the outcomes that joined in between, oldest id first.
+        """
+        stmt = select(Outcome.id, Outcome.error).where(
+            Outcome.product_id == product_id,
+            Outcome.joined_at.is_not(None),
+            Outcome.joined_at <= until,
+        )
+        if after is not None:
+            stmt = stmt.where(Outcome.joined_at > after)
+        return (await self.session.execute(stmt.order_by(Outcome.id))).all()
+
     async def mark_processed(self, *, product_id: int, ids: Sequence[int]) -> int:
         count = 0
         for part in chunks(ids):
@@ -182,12 +220,16 @@ class SignalReadRepository:
             count += int(result.rowcount or 0)
         return count
 
-    async def active_alerts(self, *, product_id: int, at: datetime) -> Sequence[Alert]:
+    async def active_alerts(
+        self, *, product_id: int, at: datetime, known_by: datetime | None = None
+    ) -> Sequence[Alert]:
         """Alert rows of occurrences that had started and not ended at ``at``.
 
         An occurrence is (fingerprint, starts_at). It is over once a resolved state with
         ``ends_at <= at`` is stored, once its own ``ends_at`` passed, or once a newer occurrence
-        of the same fingerprint started (its resolution was lost).
+        of the same fingerprint started (its resolution was lost). With ``known_by``, only states
+        delivered by then count, on both sides: a resolution delivered later does not end an
+        occurrence that was firing as far as anyone knew.
         """
         resolved = aliased(Alert)
         newer = aliased(Alert)
@@ -197,18 +239,21 @@ class SignalReadRepository:
                 Alert.product_id == product_id,
                 Alert.starts_at <= at,
                 (Alert.ends_at.is_(None)) | (Alert.ends_at > at),
+                *_known(Alert.received_at, known_by),
                 ~exists().where(
                     resolved.product_id == Alert.product_id,
                     resolved.fingerprint == Alert.fingerprint,
                     resolved.starts_at == Alert.starts_at,
                     resolved.status == "resolved",
                     resolved.ends_at <= at,
+                    *_known(resolved.received_at, known_by),
                 ),
                 ~exists().where(
                     newer.product_id == Alert.product_id,
                     newer.fingerprint == Alert.fingerprint,
                     newer.starts_at > Alert.starts_at,
                     newer.starts_at <= at,
+                    *_known(newer.received_at, known_by),
                 ),
             )
             .order_by(Alert.starts_at, Alert.id)

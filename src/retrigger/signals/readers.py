@@ -1,8 +1,11 @@
 """What the evaluation reads: feature columns, outcomes, metric series and active alerts.
 
 Windows are by event time, ``since <= t < until`` (either bound optional), optionally cut to the
-newest ``last_rows``. Every read describes exactly what it read (bounds, counts, batch ids, a
-digest) so a decision can record it and be reproduced later, even after late data arrived:
+newest ``last_rows``. Replays (backtests) also pass ``known_by``, the step's time: they then read
+only what had been stored by then (received, or for outcomes joined, at or before it), so late
+data does not leak into the past; live reads leave it None. Every read describes exactly what it
+read (bounds, counts, batch ids, a digest) so a decision can record it and be reproduced later,
+even after late data arrived:
 ``read_columns(..., batch_ids=window.batch_ids)`` reads the same rows again.
 """
 
@@ -34,6 +37,7 @@ __all__ = [
     "active_alerts",
     "count_labelled",
     "alerts_between",
+    "errors_joined_between",
     "mark_detector_processed",
     "read_columns",
     "read_metric",
@@ -42,6 +46,13 @@ __all__ = [
 ]
 
 _PAGE = 2000
+
+
+def _with_known_by(known_by: datetime | None, described: dict[str, Any]) -> dict[str, Any]:
+    """A read's description, plus its ``known_by`` bound when it had one (replays only)."""
+    if known_by is not None:
+        described["known_by"] = known_by.isoformat()
+    return described
 
 
 def _digest(parts: Sequence[Any]) -> str:
@@ -66,23 +77,30 @@ class SampleWindow:
     skipped_rows: int = 0
     """Leading rows of the oldest batch left out to honour ``last_rows``."""
     digest: str = ""
+    known_by: datetime | None = None
+    """Replays: only batches received by then were read."""
 
     def as_json(self) -> dict[str, Any]:
         """JSON-safe description, to store with a decision."""
-        return {
-            "since": self.since.isoformat() if self.since else None,
-            "until": self.until.isoformat() if self.until else None,
-            "last_rows": self.last_rows,
-            "n_rows": self.n_rows,
-            "first_event_time": self.first_event_time.isoformat()
-            if self.first_event_time
-            else None,
-            "last_event_time": self.last_event_time.isoformat() if self.last_event_time else None,
-            "n_batches": len(self.batch_ids),
-            "batch_ids": list(self.batch_ids),
-            "skipped_rows": self.skipped_rows,
-            "digest": self.digest,
-        }
+        return _with_known_by(
+            self.known_by,
+            {
+                "since": self.since.isoformat() if self.since else None,
+                "until": self.until.isoformat() if self.until else None,
+                "last_rows": self.last_rows,
+                "n_rows": self.n_rows,
+                "first_event_time": self.first_event_time.isoformat()
+                if self.first_event_time
+                else None,
+                "last_event_time": self.last_event_time.isoformat()
+                if self.last_event_time
+                else None,
+                "n_batches": len(self.batch_ids),
+                "batch_ids": list(self.batch_ids),
+                "skipped_rows": self.skipped_rows,
+                "digest": self.digest,
+            },
+        )
 
 
 class SampleColumns(dict[str, FeatureColumn]):
@@ -101,6 +119,7 @@ async def _select_batches(
     until: datetime | None,
     last_rows: int | None,
     batch_ids: Sequence[int] | None,
+    known_by: datetime | None,
 ) -> tuple[list[Any], int]:
     """Batches to read, oldest first, and how many leading rows of the first to skip."""
     if batch_ids is not None:
@@ -108,7 +127,11 @@ async def _select_batches(
     if last_rows is None:
         return list(
             await repo.sample_batches(
-                product_id=product_id, since=since, until=until, newest_first=False
+                product_id=product_id,
+                since=since,
+                until=until,
+                newest_first=False,
+                known_by=known_by,
             )
         ), 0
     picked: list[Any] = []
@@ -122,6 +145,7 @@ async def _select_batches(
             newest_first=True,
             limit=_PAGE,
             before=cursor,
+            known_by=known_by,
         )
         for row in page:
             picked.append(row)
@@ -144,12 +168,14 @@ async def read_columns(
     until: datetime | None,
     last_rows: int | None,
     batch_ids: Sequence[int] | None = None,
+    known_by: datetime | None = None,
 ) -> SampleColumns:
     """Columns of the requested features over a window; reads no other feature's data.
 
     Rows are in event-time order (batch by batch; a batch's rows keep the order they were
     sent in). ``result.window`` says which batches and rows were read. With ``batch_ids``,
     exactly those batches are read (to reproduce an earlier read) and the bounds are ignored.
+    With ``known_by``, only batches received by then are read.
     """
     if last_rows is not None and last_rows < 1:
         raise InvalidConfig("last_rows must be at least 1")
@@ -161,6 +187,7 @@ async def read_columns(
         until=until,
         last_rows=last_rows,
         batch_ids=batch_ids,
+        known_by=None if batch_ids is not None else known_by,
     )
     ids = [b.id for b in batches]
     wanted = list(dict.fromkeys(features))
@@ -187,6 +214,7 @@ async def read_columns(
         batch_ids=tuple(ids),
         skipped_rows=skip,
         digest=_digest([(b.id, b.n_rows) for b in batches] + [skip]),
+        known_by=None if batch_ids is not None else known_by,
     )
     return SampleColumns(out, window)
 
@@ -222,6 +250,8 @@ class OutcomeArrays:
     until: datetime | None = None
     last_rows: int | None = None
     digest: str = field(default="")
+    known_by: datetime | None = None
+    """Replays: only outcomes joined by then were read."""
 
     @property
     def n(self) -> int:
@@ -230,19 +260,24 @@ class OutcomeArrays:
 
     def window_json(self) -> dict[str, Any]:
         """JSON-safe description of what was read, to store with a decision."""
-        return {
-            "since": self.since.isoformat() if self.since else None,
-            "until": self.until.isoformat() if self.until else None,
-            "last_rows": self.last_rows,
-            "n": self.n,
-            "first_event_time": self.first_event_time.isoformat()
-            if self.first_event_time
-            else None,
-            "last_event_time": self.last_event_time.isoformat() if self.last_event_time else None,
-            "min_id": int(self.ids.min()) if self.n else None,
-            "max_id": int(self.ids.max()) if self.n else None,
-            "digest": self.digest,
-        }
+        return _with_known_by(
+            self.known_by,
+            {
+                "since": self.since.isoformat() if self.since else None,
+                "until": self.until.isoformat() if self.until else None,
+                "last_rows": self.last_rows,
+                "n": self.n,
+                "first_event_time": self.first_event_time.isoformat()
+                if self.first_event_time
+                else None,
+                "last_event_time": self.last_event_time.isoformat()
+                if self.last_event_time
+                else None,
+                "min_id": int(self.ids.min()) if self.n else None,
+                "max_id": int(self.ids.max()) if self.n else None,
+                "digest": self.digest,
+            },
+        )
 
 
 def _values(items: list[Any]) -> npt.NDArray[Any]:
@@ -262,10 +297,14 @@ async def read_outcomes(
     since: datetime | None,
     until: datetime | None,
     last_rows: int | None,
+    known_by: datetime | None = None,
 ) -> OutcomeArrays:
-    """Joined outcomes for performance metrics: predictions, labels, scores and errors."""
+    """Joined outcomes for performance metrics: predictions, labels, scores and errors.
+
+    With ``known_by``, only outcomes whose label had joined by then.
+    """
     rows = await SignalReadRepository(session).joined_outcomes(
-        product_id=product_id, since=since, until=until, last_rows=last_rows
+        product_id=product_id, since=since, until=until, last_rows=last_rows, known_by=known_by
     )
     ids = np.array([r.id for r in rows], dtype=np.int64)
     return OutcomeArrays(
@@ -280,15 +319,24 @@ async def read_outcomes(
         until=until,
         last_rows=last_rows,
         digest=_digest([(r.id, r.error) for r in rows]),
+        known_by=known_by,
     )
 
 
 async def count_labelled(
-    session: AsyncSession, *, product_id: int, since: datetime | None, until: datetime | None
+    session: AsyncSession,
+    *,
+    product_id: int,
+    since: datetime | None,
+    until: datetime | None,
+    known_by: datetime | None = None,
 ) -> int:
-    """How many joined outcomes (prediction and label) have event times in the window."""
+    """How many joined outcomes (prediction and label) have event times in the window.
+
+    With ``known_by``, only those whose label had joined by then.
+    """
     return await SignalReadRepository(session).count_joined(
-        product_id=product_id, since=since, until=until
+        product_id=product_id, since=since, until=until, known_by=known_by
     )
 
 
@@ -315,10 +363,16 @@ async def read_metric(
     since: datetime | None,
     until: datetime | None,
     last_rows: int | None,
+    known_by: datetime | None = None,
 ) -> MetricSeries:
-    """The points of one named metric over a window."""
+    """The points of one named metric over a window (with ``known_by``: received by then)."""
     rows = await SignalReadRepository(session).metric_points(
-        product_id=product_id, name=name, since=since, until=until, last_rows=last_rows
+        product_id=product_id,
+        name=name,
+        since=since,
+        until=until,
+        last_rows=last_rows,
+        known_by=known_by,
     )
     times = np.array([r.event_time.replace(tzinfo=None) for r in rows], dtype="datetime64[us]")
     return MetricSeries(
@@ -330,9 +384,16 @@ async def read_metric(
     )
 
 
-async def active_alerts(session: AsyncSession, *, product_id: int, at: datetime) -> list[Alert]:
-    """Alerts firing at ``at``: per fingerprint, the occurrence that had started and not ended."""
-    rows = await SignalReadRepository(session).active_alerts(product_id=product_id, at=at)
+async def active_alerts(
+    session: AsyncSession, *, product_id: int, at: datetime, known_by: datetime | None = None
+) -> list[Alert]:
+    """Alerts firing at ``at``: per fingerprint, the occurrence that had started and not ended.
+
+    With ``known_by``, as the states delivered by then told it.
+    """
+    rows = await SignalReadRepository(session).active_alerts(
+        product_id=product_id, at=at, known_by=known_by
+    )
     chosen: dict[str, Alert] = {}
     for alert in rows:  # a firing state beats a later-stored resolution that ends after ``at``
         current = chosen.get(alert.fingerprint)
@@ -358,6 +419,23 @@ async def unprocessed_errors(
     """(ids, errors) of joined outcomes no concept-drift detector consumed yet, oldest first."""
     repo = SignalReadRepository(session)
     rows = await repo.unprocessed_errors(product_id=product_id, limit=limit)
+    return (
+        np.array([r.id for r in rows], dtype=np.int64),
+        _floats([r.error for r in rows]),
+    )
+
+
+async def errors_joined_between(
+    session: AsyncSession, *, product_id: int, after: datetime | None, until: datetime
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """(ids, errors) of outcomes whose label joined in ``(after, until]``, oldest id first.
+
+    A replay's stand-in for ``unprocessed_errors``: what detectors evaluated at ``until`` would
+    have been fed had the previous evaluation run at ``after``.
+    """
+    rows = await SignalReadRepository(session).errors_joined_between(
+        product_id=product_id, after=after, until=until
+    )
     return (
         np.array([r.id for r in rows], dtype=np.int64),
         _floats([r.error for r in rows]),
