@@ -474,3 +474,25 @@ class TestServe:
         assert seen[0] is not None
         assert not Path(seen[0]).exists()  # removed when the server stops
         assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+
+
+@asyncio_mark
+class TestEvaluationErrors:
+    async def test_a_failing_api_evaluation_is_counted(
+        self, admin: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        product = await setup_product(admin, [STALE], cooldown=None)
+
+        async def broken(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("statistics blew up")
+
+        before = count("retrigger_evaluation_errors_total", trigger="api")
+        # a refusal is an answer, not an error
+        r = await admin.post("/v1/products/no-such-product:evaluate", json={})
+        assert r.status_code == 404
+        assert count("retrigger_evaluation_errors_total", trigger="api") == before
+        monkeypatch.setattr(decision_service, "evaluate_now", broken)
+        r = await admin.post(f"/v1/products/{product}:evaluate", json={})
+        assert r.status_code == 500
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert count("retrigger_evaluation_errors_total", trigger="api") == before + 1

@@ -18,6 +18,7 @@ from retrigger import metrics
 from retrigger.config import Settings
 from retrigger.db.session import Database
 from retrigger.decisions.scheduler import EvaluationScheduler
+from retrigger.dispatch import wakeup
 from retrigger.dispatch.dispatcher import Dispatcher, TransportFactory
 from retrigger.dispatch.poller import StatusPoller
 from retrigger.state_gauges import StateGauges
@@ -87,6 +88,7 @@ class Worker:
                 False,
             ),
         )
+        wakeup.subscribe(self.wake)
         for name, interval, step, wakeable in loops:
             task = asyncio.get_running_loop().create_task(
                 self._loop(name, interval, step, wakeable=wakeable), name=f"retrigger {name}"
@@ -97,6 +99,7 @@ class Worker:
     async def stop(self) -> None:
         """Stop the loops; a submission in flight is abandoned to its lease."""
         self._stopping = True
+        wakeup.unsubscribe(self.wake)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
+from sqlalchemy.exc import OperationalError
 
+from retrigger import metrics
 from retrigger.api.deps import ReadPrincipal, SessionDep, WritePrincipal
 from retrigger.api.problems import responses
 from retrigger.db.session import Database
@@ -23,6 +25,7 @@ from retrigger.decisions.schemas import (
     Outcome,
     Trigger,
 )
+from retrigger.errors import RetriggerError
 from retrigger.schemas import Page, Slug, Timestamp, decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/decisions", tags=["decisions"])
@@ -90,27 +93,33 @@ async def evaluate_product(
     """Evaluate the product's policy now and record the decision (or a dry run, optionally with a
     candidate policy)."""
     dry_run = body.dry_run or body.policy is not None
-    if not dry_run:
-        return await decision_service.evaluate_now(
-            session,
-            principal=principal,
-            product_name=product,
-            dry_run=False,
-            candidate=None,
-            at=body.at,
-            trigger=Trigger.api,
-        )
-    db: Database = request.app.state.db
-    async with db.read_scope_after(session) as read:
-        return await decision_service.evaluate_now(
-            read,
-            principal=principal,
-            product_name=product,
-            dry_run=True,
-            candidate=body.policy,
-            at=body.at,
-            trigger=Trigger.api,
-        )
+    try:
+        if not dry_run:
+            return await decision_service.evaluate_now(
+                session,
+                principal=principal,
+                product_name=product,
+                dry_run=False,
+                candidate=None,
+                at=body.at,
+                trigger=Trigger.api,
+            )
+        db: Database = request.app.state.db
+        async with db.read_scope_after(session) as read:
+            return await decision_service.evaluate_now(
+                read,
+                principal=principal,
+                product_name=product,
+                dry_run=True,
+                candidate=body.policy,
+                at=body.at,
+                trigger=Trigger.api,
+            )
+    except (RetriggerError, OperationalError):
+        raise  # answered as problem+json (4xx, or 503 for a busy database)
+    except Exception:
+        metrics.EVALUATION_ERRORS.labels(Trigger.api.value).inc()
+        raise
 
 
 @product_router.post(

@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from retrigger import metrics
+from retrigger import logs, metrics
 from retrigger.config import Settings
 from retrigger.db.session import Database
 from retrigger.db.types import utcnow
@@ -205,6 +205,7 @@ class EvaluationScheduler:
         from retrigger.products.models import Product
 
         now: datetime | None = None
+        product: Product | None = None
         try:
             async with self.db.session_scope() as session:
                 if wanted is not None and not wanted(await _lock_mark(session, product_id)):
@@ -224,7 +225,9 @@ class EvaluationScheduler:
             return False
         except Exception:
             metrics.EVALUATION_ERRORS.labels(trigger.value).inc()
-            log.exception("background evaluation of product %s failed", product_id)
+            name = product.name if product is not None else f"#{product_id}"
+            with logs.log_context(product=name):
+                log.exception("background evaluation of product %s failed", name)
             return False
 
     # --- periodic ------------------------------------------------------------------------------
@@ -317,6 +320,8 @@ class EvaluationScheduler:
                         last_cleanup = now
                         await self.cleanup()
             except Exception:
+                # no product was evaluated this pass: an error worth alerting on as well
+                metrics.EVALUATION_ERRORS.labels(Trigger.schedule.value).inc()
                 log.exception("scheduler pass failed")
             await asyncio.sleep(interval)
 

@@ -23,7 +23,7 @@ from retrigger.auth.scopes import Principal
 from retrigger.db.session import settings_of
 from retrigger.db.types import utcnow
 from retrigger.decisions.models import Decision
-from retrigger.dispatch import connections
+from retrigger.dispatch import connections, wakeup
 from retrigger.dispatch.errors import RunNotFound, RunStateConflict
 from retrigger.dispatch.lifecycle import ACTIVE, RunStatus, can_move
 from retrigger.dispatch.models import Connection, Run, RunAttempt, RunTransition
@@ -116,6 +116,7 @@ async def create_for_decision(
     )
     session.add(run)
     await session.flush()
+    wakeup.after_commit(session)  # this process's dispatcher takes it at once
     run.idempotency_key = idempotency_key(settings_of(session).run_key_prefix, run.id)
     context: dict[str, Any] = {
         "product": product.name,
