@@ -21,7 +21,8 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrigger.config import Settings
 from retrigger.db.session import Database
@@ -245,58 +246,63 @@ class StatusPoller:
         approval_timeout = self.settings.approval_timeout
         async with self.db.session_scope() as session:
             if max_duration > 0:
-                query = (
-                    select(Run)
-                    .where(
-                        Run.state.in_([RunStatus.SUBMITTED.value, RunStatus.RUNNING.value]),
-                        Run.submitted_at < now - timedelta(seconds=max_duration),
-                    )
-                    .order_by(Run.id)
-                    .limit(SWEEP_LIMIT)
+                cause = (
+                    f"no terminal state after {_duration(max_duration)} since submission "
+                    "(RETRIGGER_RUN_MAX_DURATION); the pipeline is asked to stop"
                 )
-                for run in (await session.execute(query)).scalars().all():
-                    cause = (
-                        f"no terminal state after {_duration(max_duration)} since submission "
-                        "(RETRIGGER_RUN_MAX_DURATION); the pipeline is asked to stop"
-                    )
-                    with run_service.log_scope(run):
-                        if await run_service.transition(
-                            session,
-                            run,
-                            RunStatus.FAILED,
-                            cause=cause,
-                            actor="system",
-                            now=now,
-                            values={
-                                "last_error": cause,
-                                "cancel_pending": run.external_id is not None,
-                                "cancel_attempts": 0,
-                                "cancel_next_at": None,
-                            },
-                        ):
-                            ended += 1
-                            log.warning("run %s failed: %s", run.id, cause)
+                ended += await self._end_overdue(
+                    session,
+                    Run.state.in_([RunStatus.SUBMITTED.value, RunStatus.RUNNING.value])
+                    & (Run.submitted_at < now - timedelta(seconds=max_duration)),
+                    RunStatus.FAILED,
+                    cause,
+                    now=now,
+                    stop_pipeline=True,
+                )
             if approval_timeout > 0:
-                query = (
-                    select(Run)
-                    .where(
-                        Run.state == RunStatus.AWAITING_APPROVAL.value,
-                        Run.created_at < now - timedelta(seconds=approval_timeout),
-                    )
-                    .order_by(Run.id)
-                    .limit(SWEEP_LIMIT)
+                cause = (
+                    f"not approved within {_duration(approval_timeout)} "
+                    "(RETRIGGER_APPROVAL_TIMEOUT): rejected by the system"
                 )
-                for run in (await session.execute(query)).scalars().all():
-                    cause = (
-                        f"not approved within {_duration(approval_timeout)} "
-                        "(RETRIGGER_APPROVAL_TIMEOUT): rejected by the system"
-                    )
-                    with run_service.log_scope(run):
-                        if await run_service.transition(
-                            session, run, RunStatus.REJECTED, cause=cause, actor="system", now=now
-                        ):
-                            ended += 1
-                            log.warning("run %s rejected: %s", run.id, cause)
+                ended += await self._end_overdue(
+                    session,
+                    (Run.state == RunStatus.AWAITING_APPROVAL.value)
+                    & (Run.created_at < now - timedelta(seconds=approval_timeout)),
+                    RunStatus.REJECTED,
+                    cause,
+                    now=now,
+                    stop_pipeline=False,
+                )
+        return ended
+
+    async def _end_overdue(
+        self,
+        session: AsyncSession,
+        overdue: ColumnElement[bool],
+        target: RunStatus,
+        cause: str,
+        *,
+        now: datetime,
+        stop_pipeline: bool,
+    ) -> int:
+        """Move up to SWEEP_LIMIT overdue runs to ``target`` as ``system``; how many moved."""
+        query = select(Run).where(overdue).order_by(Run.id).limit(SWEEP_LIMIT)
+        ended = 0
+        for run in (await session.execute(query)).scalars().all():
+            values: dict[str, object] = {}
+            if stop_pipeline:
+                values = {
+                    "last_error": cause,
+                    "cancel_pending": run.external_id is not None,
+                    "cancel_attempts": 0,
+                    "cancel_next_at": None,
+                }
+            with run_service.log_scope(run):
+                if await run_service.transition(
+                    session, run, target, cause=cause, actor="system", now=now, values=values
+                ):
+                    ended += 1
+                    log.warning("run %s %s: %s", run.id, target.value, cause)
         return ended
 
     # --- cancellations ----------------------------------------------------------------------

@@ -48,6 +48,23 @@ __all__ = [
 _PAGE = 2000
 
 
+def _bounds_json(
+    since: datetime | None, until: datetime | None, last_rows: int | None
+) -> dict[str, Any]:
+    return {
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "last_rows": last_rows,
+    }
+
+
+def _event_times_json(first: datetime | None, last: datetime | None) -> dict[str, Any]:
+    return {
+        "first_event_time": first.isoformat() if first else None,
+        "last_event_time": last.isoformat() if last else None,
+    }
+
+
 def _with_known_by(known_by: datetime | None, described: dict[str, Any]) -> dict[str, Any]:
     """A read's description, plus its ``known_by`` bound when it had one (replays only)."""
     if known_by is not None:
@@ -85,16 +102,9 @@ class SampleWindow:
         return _with_known_by(
             self.known_by,
             {
-                "since": self.since.isoformat() if self.since else None,
-                "until": self.until.isoformat() if self.until else None,
-                "last_rows": self.last_rows,
+                **_bounds_json(self.since, self.until, self.last_rows),
                 "n_rows": self.n_rows,
-                "first_event_time": self.first_event_time.isoformat()
-                if self.first_event_time
-                else None,
-                "last_event_time": self.last_event_time.isoformat()
-                if self.last_event_time
-                else None,
+                **_event_times_json(self.first_event_time, self.last_event_time),
                 "n_batches": len(self.batch_ids),
                 "batch_ids": list(self.batch_ids),
                 "skipped_rows": self.skipped_rows,
@@ -263,16 +273,9 @@ class OutcomeArrays:
         return _with_known_by(
             self.known_by,
             {
-                "since": self.since.isoformat() if self.since else None,
-                "until": self.until.isoformat() if self.until else None,
-                "last_rows": self.last_rows,
+                **_bounds_json(self.since, self.until, self.last_rows),
                 "n": self.n,
-                "first_event_time": self.first_event_time.isoformat()
-                if self.first_event_time
-                else None,
-                "last_event_time": self.last_event_time.isoformat()
-                if self.last_event_time
-                else None,
+                **_event_times_json(self.first_event_time, self.last_event_time),
                 "min_id": int(self.ids.min()) if self.n else None,
                 "max_id": int(self.ids.max()) if self.n else None,
                 "digest": self.digest,
