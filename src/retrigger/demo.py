@@ -266,13 +266,13 @@ def scenario(api: Api, echo: Echo, options: DemoOptions) -> int:
             run_id = decision["run_id"]
             echo(f"  -> run {run_id} created with the decision (same transaction)")
             break
-        if decision.get("suppressed_by") == "active_run":
-            # The server's own evaluation after ingestion got there first and launched a run.
-            run_id = _latest_run(api, product)
-            if run_id is not None:
-                echo(
-                    f"  -> run {run_id} already launched by the server's evaluation after ingestion"
-                )
+        if decision.get("suppressed_by") in ("active_run", "cooldown"):
+            # a background evaluation of the server (after ingestion, or on schedule) got there
+            # first and launched a run
+            found = _latest_run(api, product)
+            if found is not None:
+                run_id, trigger = found
+                echo(f"  -> run {run_id} was launched by the server's own {trigger} evaluation")
                 break
     if run_id is None:
         echo("\nno decision fired: nothing launched")
@@ -280,9 +280,13 @@ def scenario(api: Api, echo: Echo, options: DemoOptions) -> int:
     return follow_run(api, echo, run_id, options.run_timeout)
 
 
-def _latest_run(api: Api, product: str) -> int | None:
+def _latest_run(api: Api, product: str) -> tuple[int, str] | None:
+    """The product's newest run and the trigger of the decision that launched it."""
     runs = api.call("GET", f"/v1/runs?product={product}&limit=1")["items"]
-    return int(runs[0]["id"]) if runs else None
+    if not runs:
+        return None
+    decision = api.call("GET", f"/v1/decisions/{runs[0]['decision_id']}")
+    return int(runs[0]["id"]), str(decision["trigger"])
 
 
 def follow_run(api: Api, echo: Echo, run_id: int, timeout: float) -> int:
