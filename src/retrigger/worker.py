@@ -74,17 +74,36 @@ class Worker:
             else:
                 await asyncio.sleep(interval)
 
+    def _single_on_sqlite(self, step: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+        """On SQLite only the process holding the scheduler's lock file dispatches and polls
+        (``serve --workers N`` starts an embedded worker per process): one writer, not N
+        competing for SQLite's single write lock. PostgreSQL shares the work (SKIP LOCKED)."""
+        if not self.settings.is_sqlite:
+            return step
+
+        async def gated() -> Any:
+            if await self.scheduler.leads():
+                return await step()
+            return None
+
+        return gated
+
     def start(self) -> None:
         """Start every loop on the running event loop."""
         settings = self.settings
         if self._own_scheduler:
             self.scheduler.start()
         loops = (
-            ("dispatcher", settings.dispatch_interval_seconds, self.dispatcher.run_once, True),
+            (
+                "dispatcher",
+                settings.dispatch_interval_seconds,
+                self._single_on_sqlite(self.dispatcher.run_once),
+                True,
+            ),
             (
                 "status poller",
                 min(settings.status_poll_interval_seconds, 5.0),
-                self.poller.run_once,
+                self._single_on_sqlite(self.poller.run_once),
                 False,
             ),
         )

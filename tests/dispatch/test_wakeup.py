@@ -72,3 +72,44 @@ class TestWakeup:
             await until(submitted, "submission")
         finally:
             await worker.stop()
+
+
+class TestSingleDispatcherOnSqlite:
+    async def test_only_the_lock_holder_dispatches_then_another_takes_over(
+        self, live: Live
+    ) -> None:
+        if live.kind != "sqlite":
+            pytest.skip("PostgreSQL shares dispatching between workers (SKIP LOCKED)")
+        settings = live.settings.model_copy(update={"scheduler_interval_seconds": 0})
+        first = Worker(live.db, settings, transport_factory=live.transport)
+        second = Worker(live.db, settings, transport_factory=live.transport)
+        passes: list[str] = []
+
+        async def step() -> None:
+            passes.append("ran")
+
+        first.start()
+        try:
+
+            async def first_leads() -> bool:
+                return await first.scheduler.leads()
+
+            await until(first_leads, "the first worker holding the lock")
+            gated = second._single_on_sqlite(step)
+            await gated()
+            assert passes == []  # the second process's dispatcher stays idle
+            await live.api.connection()
+            await live.api.product("p", stale=False)
+            r = await live.api.retrain("p")
+            run_id = int(r.json()["run_id"])
+
+            async def submitted() -> bool:
+                return (await live.run(run_id)).state == "submitted"
+
+            await until(submitted, "submission by the lock holder")
+            await first.stop()  # releases the lock: the next process to ask takes over
+            await gated()
+            assert passes == ["ran"]
+        finally:
+            await first.stop()
+            await second.scheduler.stop()

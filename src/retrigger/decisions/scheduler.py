@@ -347,6 +347,10 @@ class EvaluationScheduler:
             await asyncio.wait(self._tasks, timeout=10)
         await self._leader.release()
 
+    async def leads(self) -> bool:
+        """Whether this process holds the scheduler lock (taking it if it is free)."""
+        return await self._leader.acquire()
+
 
 async def notify_ingested(state: Any, product_id: int) -> None:
     """After a signal batch committed: schedule the product's debounced evaluation, if enabled.
