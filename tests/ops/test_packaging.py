@@ -285,6 +285,28 @@ class TestKubernetes:
     def of_kind(self, kind: str) -> dict[str, dict[str, Any]]:
         return {r["metadata"]["name"]: r for r in self.resources() if r["kind"] == kind}
 
+    def test_the_scrape_config_names_jobs_as_the_alert_rules_expect(self) -> None:
+        # Debian's promtool is built without Kubernetes discovery: checked by structure here
+        config = load_yaml(DOCKER / "prometheus/kubernetes.yml")
+        (job,) = config["scrape_configs"]
+        assert job["kubernetes_sd_configs"] == [{"role": "pod"}]
+        relabel = {r.get("target_label"): r for r in job["relabel_configs"]}
+        naming = relabel["job"]
+        assert naming["source_labels"] == [
+            "__meta_kubernetes_pod_label_app_kubernetes_io_component"
+        ]
+        up_rule = next(r for r in alert_rules() if r["alert"] == "RetriggerTargetDown")
+        job_regex = re.search(r'job=~"([^"]+)"', up_rule["expr"])
+        assert job_regex is not None
+        for deployment in self.of_kind("Deployment").values():
+            pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+            annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+            assert pod_labels["app.kubernetes.io/name"] == "retrigger"
+            assert annotations["prometheus.io/scrape"] == "true"
+            component = pod_labels["app.kubernetes.io/component"]
+            named = re.sub(naming["regex"], naming["replacement"].replace("$1", r"\1"), component)
+            assert re.fullmatch(job_regex.group(1), named), named
+
     def test_every_file_is_listed_in_the_kustomization(self) -> None:
         listed = set(load_yaml(self.K8S / "kustomization.yaml")["resources"])
         on_disk = {p.name for p in self.K8S.glob("*.yaml")} - {"kustomization.yaml"}
