@@ -325,11 +325,6 @@ _aged: set[str] = set()
 _applied: dict[tuple[str, str], int] = {}
 
 
-def observe_decision(outcome: str, suppressed_by: str | None) -> None:
-    """Count a stored decision by outcome and suppressing guard."""
-    DECISIONS.labels(outcome, suppressed_by or "none").inc()
-
-
 def observe_evaluation(
     *,
     product: str,
@@ -342,7 +337,8 @@ def observe_evaluation(
     budget_remaining: int | None,
     decision_id: int | None = None,
 ) -> None:
-    """Count a stored evaluation and show its drift and budget gauges at once.
+    """Count an evaluation (by product, and by outcome and guard) and show its drift and budget
+    gauges at once.
 
     ``fired_rule_types`` holds one entry per fired rule; ``findings`` are the stored findings
     (``None``: a manual retrain, which tests nothing, leaves the drift gauges alone);
@@ -350,6 +346,7 @@ def observe_evaluation(
     stored decision up at their next state-gauge refresh.
     """
     EVALUATIONS.labels(product, _checked("outcome", outcome, EVALUATION_OUTCOMES)).inc()
+    DECISIONS.labels(outcome, suppressed_by or "none").inc()
     EVALUATION_DURATION.labels(trigger).observe(seconds)
     for rule_type in fired_rule_types:
         RULES_FIRED.labels(rule_type).inc()

@@ -21,7 +21,6 @@ from sqlalchemy import select, update
 
 from retrigger.auth.scopes import SYSTEM
 from retrigger.config import Settings
-from retrigger.db import migrate
 from retrigger.db.session import Database
 from retrigger.decisions import service as decision_service
 from retrigger.decisions.models import Decision, ProductState
@@ -32,8 +31,7 @@ from retrigger.products.models import Product
 from retrigger.signals import service as signal_service
 from retrigger.signals.alert_schemas import AlertmanagerPayload, AlertSource
 from retrigger.signals.schemas import MetricBatchIn, OutcomeBatchIn, SampleBatchIn
-from retrigger.teams.models import Team
-from tests.fixtures.db import FreshDatabase
+from tests.fixtures.db import committed_team_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -214,18 +212,9 @@ class World:
 async def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[World]:
-    async with FreshDatabase(request.param, tmp_path_factory.mktemp("pending")) as url:
-        db = Database.from_settings(Settings(database_url=url))
-        try:
-            await migrate.upgrade(db.engine)
-            async with db.session_scope() as session:
-                team = Team(name="ml", description="")
-                session.add(team)
-                await session.flush()
-                team_id = team.id
-            yield World(db=db, url=url, team_id=team_id)
-        finally:
-            await db.dispose()
+    async with committed_team_database(request.param, tmp_path_factory.mktemp("pending")) as made:
+        db, url, team_id = made
+        yield World(db=db, url=url, team_id=team_id)
 
 
 class TestIngestionMarks:

@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from retrigger.auth.scopes import SYSTEM
 from retrigger.config import Settings
-from retrigger.db import migrate
 from retrigger.db.session import Database
 from retrigger.decisions import backtest
 from retrigger.decisions import service as decision_service
@@ -32,8 +31,7 @@ from retrigger.policies import service as policy_service
 from retrigger.products.models import Product
 from retrigger.signals import service as signal_service
 from retrigger.signals.schemas import OutcomeBatchIn
-from retrigger.teams.models import Team
-from tests.fixtures.db import FreshDatabase
+from tests.fixtures.db import committed_team_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -180,18 +178,9 @@ class World:
 async def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[World]:
-    async with FreshDatabase(request.param, tmp_path_factory.mktemp("repeats")) as url:
-        db = Database.from_settings(Settings(database_url=url))
-        try:
-            await migrate.upgrade(db.engine)
-            async with db.session_scope() as session:
-                team = Team(name="ml", description="")
-                session.add(team)
-                await session.flush()
-                team_id = team.id
-            yield World(db=db, url=url, team_id=team_id)
-        finally:
-            await db.dispose()
+    async with committed_team_database(request.param, tmp_path_factory.mktemp("repeats")) as made:
+        db, url, team_id = made
+        yield World(db=db, url=url, team_id=team_id)
 
 
 class TestScheduledRepeats:

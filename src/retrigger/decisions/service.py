@@ -287,7 +287,6 @@ async def _evaluate(
 
     # a folded evaluation still counts as work done; the gauges show the stored decision's
     # findings, as every other process reads them
-    metrics.observe_decision(outcome.value, step.suppressed_by)
     metrics.observe_evaluation(
         product=product.name,
         outcome=outcome.value,

@@ -114,7 +114,6 @@ async def retrain(
             actor=principal.actor,
         )
         run_id = run.id
-    metrics.observe_decision(outcome.value, decision.suppressed_by)
     metrics.observe_evaluation(
         product=product.name,
         outcome=outcome.value,

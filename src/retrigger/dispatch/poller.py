@@ -16,9 +16,10 @@ error stored on the run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, or_, select
@@ -40,6 +41,7 @@ from retrigger.dispatch.models import Run
 from retrigger.dispatch.orchestrators import get_orchestrator
 from retrigger.dispatch.orchestrators.base import (
     ConnectionConfig,
+    Orchestrator,
     RemoteStatus,
     RunRef,
     RunState,
@@ -149,20 +151,29 @@ class StatusPoller:
             if isinstance(config, Exception):
                 await self._poll_failed(run_id, config)
                 return
-            budget = call_budget(self.settings)
-            config = clamp_timeout(config, budget)
-            ref = RunRef(run.external_id or "", run.external_url, dict(run.external_data))
-            transport = self.transport_factory(config) if self.transport_factory else None
             try:
-                async with (
-                    asyncio.timeout(budget),
-                    make_client(adapter_cls, config, transport=transport) as http,
-                ):
-                    status = await adapter_cls(config, http).get_status(ref)
+                async with self._adapter(run, config) as (adapter, ref):
+                    status = await adapter.get_status(ref)
             except Exception as exc:  # counted if permanent; the next poll tries again
                 await self._poll_failed(run_id, exc)
                 return
             await self.record(run_id, status, actor="poller")
+
+    @contextlib.asynccontextmanager
+    async def _adapter(
+        self, run: Run, config: ConnectionConfig
+    ) -> AsyncIterator[tuple[Orchestrator, RunRef]]:
+        """The run's adapter and ref, its calls bounded as a dispatch's are (``call_budget``)."""
+        adapter_cls = get_orchestrator(run.kind)
+        budget = call_budget(self.settings)
+        config = clamp_timeout(config, budget)
+        transport = self.transport_factory(config) if self.transport_factory else None
+        async with (
+            asyncio.timeout(budget),
+            make_client(adapter_cls, config, transport=transport) as http,
+        ):
+            ref = RunRef(run.external_id or "", run.external_url, dict(run.external_data))
+            yield adapter_cls(config, http), ref
 
     async def _poll_failed(self, run_id: int, exc: Exception) -> None:
         """Note a failed poll on the run; refusals in a row past the limit fail it."""
@@ -341,17 +352,9 @@ class StatusPoller:
             if isinstance(config, Exception):
                 await self._cancel_done(run_id, config)
                 return
-            budget = call_budget(self.settings)
-            config = clamp_timeout(config, budget)
-            ref = RunRef(run.external_id or "", run.external_url, dict(run.external_data))
-            transport = self.transport_factory(config) if self.transport_factory else None
-            try:
-                adapter_cls = get_orchestrator(run.kind)  # a plugin uninstalled since counts
-                async with (
-                    asyncio.timeout(budget),
-                    make_client(adapter_cls, config, transport=transport) as http,
-                ):
-                    await adapter_cls(config, http).cancel(ref)
+            try:  # a plugin uninstalled since counts as a failed attempt
+                async with self._adapter(run, config) as (adapter, ref):
+                    await adapter.cancel(ref)
             except Exception as exc:
                 await self._cancel_done(run_id, exc)
                 return
